@@ -1,0 +1,42 @@
+# civio — the two commands are `make run` and `make test` (see README.md).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: help run test lint typecheck fmt bench migrate clean
+
+help: ## show this help
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+run: $(STAMP) ## start the whole platform on the embedded default (127.0.0.1:8000)
+	$(BIN)/civio serve
+
+test: $(STAMP) lint typecheck ## ruff, mypy and the whole test suite
+	$(BIN)/pytest -n 2 --dist loadgroup -q
+
+lint: $(STAMP) ## ruff lint and format check
+	$(BIN)/ruff check civio tests bench
+	$(BIN)/ruff format --check civio tests bench
+
+typecheck: $(STAMP) ## mypy --strict on civio/
+	$(BIN)/mypy
+
+fmt: $(STAMP) ## format and autofix
+	$(BIN)/ruff format civio tests bench
+	$(BIN)/ruff check --fix civio tests bench
+
+bench: $(STAMP) ## measure accept rate and pipeline latency (writes docs/performance.md)
+	$(BIN)/python bench/accept.py
+
+migrate: $(STAMP) ## apply migrations to CIVIO_DATABASE_URL or the embedded cluster
+	$(BIN)/civio db upgrade
+
+clean: ## remove the venv and the embedded data dir
+	rm -rf $(VENV) .civio

@@ -1,0 +1,3 @@
+from civio.cli import app
+
+app()

@@ -1,0 +1,131 @@
+"""The ASGI application: every surface, the problem renderer, and (embedded) the worker."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import structlog
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+import civio
+from civio.core.config import Settings
+from civio.core.http import BodySizeLimit
+from civio.core.problems import (
+    Problem,
+    handle_http,
+    handle_problem,
+    handle_unexpected,
+    handle_validation,
+)
+from civio.core.queue import Worker
+from civio.core.runtime import Runtime
+from civio.messages import pipeline as _pipeline  # noqa: F401 - registers the job handlers
+from civio.messages.routes_pa import router as messages_pa
+from civio.ops.health import router as ops_router
+from civio.ops.metrics import MetricsMiddleware
+from civio.profiles.routes_pa import router as profiles_pa
+from civio.services.gateway import Gateway
+from civio.services.routes_admin import router as services_admin
+from civio.services.routes_pa import router as services_pa
+
+log = structlog.get_logger(__name__)
+
+PA_PREFIX = "/api/v1"
+ADMIN_PREFIX = "/admin/v1"
+
+
+def _surface_openapi(app: FastAPI, router: APIRouter, prefix: str, title: str) -> dict[str, Any]:
+    routes = [r for r in app.routes if getattr(r, "path", "").startswith(prefix + "/")]
+    document = get_openapi(
+        title=title,
+        version=civio.__version__,
+        routes=routes,
+        description=f"civio {title}; paths are relative to {prefix}.",
+    )
+    document["paths"] = {
+        path[len(prefix) :]: item for path, item in document.get("paths", {}).items()
+    }
+    document["servers"] = [{"url": prefix}]
+    document.setdefault("components", {})["securitySchemes"] = {
+        "SubscriptionKey": {"type": "apiKey", "name": "Ocp-Apim-Subscription-Key", "in": "header"}
+    }
+    document["security"] = [{"SubscriptionKey": []}]
+    return document
+
+
+def create_app(
+    settings: Settings,
+    *,
+    runtime: Runtime | None = None,
+    run_worker: bool | None = None,
+) -> FastAPI:
+    """Build the app. A given ``runtime`` is used (and not closed); otherwise one is built."""
+    with_worker = settings.run_worker if run_worker is None else run_worker
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        own_runtime = runtime is None
+        rt = runtime or Runtime.build(settings)
+        app.state.runtime = rt
+        app.state.gateway = Gateway.build(rt)
+        worker_task = None
+        worker = None
+        if with_worker:
+            worker = Worker(rt)
+            worker_task = asyncio.create_task(worker.run(), name="civio-worker")
+        try:
+            yield
+        finally:
+            if worker is not None and worker_task is not None:
+                worker.stop()
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(worker_task, timeout=10)
+            if own_runtime:
+                await rt.close()
+
+    app = FastAPI(
+        title="civio",
+        version=civio.__version__,
+        lifespan=lifespan,
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.add_exception_handler(Problem, handle_problem)
+    app.add_exception_handler(RequestValidationError, handle_validation)
+    app.add_exception_handler(StarletteHTTPException, handle_http)
+    app.add_exception_handler(Exception, handle_unexpected)
+
+    pa = APIRouter(prefix=PA_PREFIX)
+    pa.include_router(messages_pa)
+    pa.include_router(profiles_pa)
+    pa.include_router(services_pa)
+    app.include_router(pa)
+    app.include_router(services_admin, prefix=ADMIN_PREFIX)
+    app.include_router(ops_router)
+
+    pa_doc: dict[str, Any] = {}
+
+    @app.get(f"{PA_PREFIX}/openapi.json", include_in_schema=False)
+    async def pa_openapi() -> JSONResponse:
+        if not pa_doc:
+            pa_doc.update(_surface_openapi(app, pa, PA_PREFIX, "PA API"))
+        return JSONResponse(pa_doc)
+
+    @app.get(f"{ADMIN_PREFIX}/openapi.json", include_in_schema=False)
+    async def admin_openapi() -> JSONResponse:
+        return JSONResponse(_surface_openapi(app, services_admin, ADMIN_PREFIX, "admin API"))
+
+    @app.get("/api/info", include_in_schema=False)
+    async def info(request: Request) -> dict[str, str]:
+        return {"name": "civio", "version": civio.__version__}
+
+    app.add_middleware(MetricsMiddleware)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    return app

@@ -1,0 +1,88 @@
+"""One typed settings object, read from ``CIVIO_*`` environment variables.
+
+Domain code receives settings; it never reads ``os.environ`` itself, so tests can build
+their own instance explicitly.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class Environment(StrEnum):
+    dev = "dev"
+    production = "production"
+
+
+def _split_csv(value: object) -> object:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CIVIO_", extra="ignore")
+
+    env: Environment = Environment.dev
+    data_dir: Path = Path(".civio")
+    # External PostgreSQL; when empty the embedded cluster in data_dir is used.
+    database_url: str = ""
+    master_key: str = ""
+    admin_token: str = ""
+    sandbox_fiscal_code: str = "AAAAAA00A00A000A"
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    # Gateway rate limit (IO's APIM default: 150 calls per 5 s per owner).
+    rate_limit_calls: int = 150
+    rate_limit_calls_250: int = 250
+    rate_limit_window_seconds: int = 5
+
+    # Request bodies above this size get 413.
+    max_body_bytes: int = 1024 * 1024
+
+    # Worker.
+    run_worker: bool = True
+    worker_batch_size: int = 50
+    worker_concurrency: int = 64
+    job_heartbeat_timeout_seconds: float = 30.0
+    process_max_attempts: int = 5
+    # Fault injection for the crash-recovery test: sleep inside the processing
+    # transaction so a test can SIGKILL the worker mid-way. Zero in real use.
+    fault_stall_process_seconds: float = 0.0
+
+    # How long a service/key lookup may be served from the in-process cache.
+    service_cache_seconds: float = 1.0
+
+    # Pending activation grace period for SPECIAL services.
+    pending_activation_grace_seconds: int = 86400
+
+    log_level: str = "INFO"
+    log_json: bool = True
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _csv(cls, value: object) -> object:
+        return _split_csv(value)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for item in value:
+            ipaddress.ip_network(item, strict=False)
+        return value
+
+    @property
+    def is_dev(self) -> bool:
+        return self.env == Environment.dev
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

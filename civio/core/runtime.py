@@ -1,0 +1,49 @@
+"""What one civio process holds: settings, the database engine, the key ring."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from fastapi import Request
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from civio.core.config import Settings
+from civio.core.crypto import KeyRing, load_master_key
+from civio.core.db import database_url, make_engine, make_sessionmaker
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    url: str
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    keyring: KeyRing
+
+    @classmethod
+    def build(cls, settings: Settings, *, pool_size: int = 20) -> Runtime:
+        url = database_url(settings)
+        engine = make_engine(url, pool_size=pool_size)
+        return cls(
+            settings=settings,
+            url=url,
+            engine=engine,
+            sessions=make_sessionmaker(engine),
+            keyring=KeyRing(load_master_key(settings)),
+        )
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+
+def get_runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+async def session_dependency(request: Request) -> AsyncIterator[AsyncSession]:
+    """One transaction per request, committed after the handler, rolled back on error."""
+    runtime = get_runtime(request)
+    async with runtime.sessions() as session, session.begin():
+        yield session

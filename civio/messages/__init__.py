@@ -1,0 +1,1 @@
+"""Messages: accept (PA API), process (pipeline), and report status to the sender."""

@@ -1,0 +1,134 @@
+"""ProcessMessage: IO's rules that turn an ACCEPTED message into PROCESSED or REJECTED.
+
+The job is at-least-once; the message row is locked and only an ACCEPTED message moves,
+so a job run twice (a worker killed after commit, a duplicate delivery) changes nothing
+the second time. Transient errors are retried with exponential backoff and jitter; when
+the attempts run out the message becomes FAILED.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import structlog
+from sqlalchemy import select, update
+
+from civio.core.crypto import log_ref
+from civio.core.db import transaction
+from civio.core.queue import enqueue, task
+from civio.core.runtime import Runtime
+from civio.messages.models import Message, MessageStatusChange
+from civio.messages.service import PROCESS_TASK
+from civio.profiles.service import reachability
+from civio.services.models import Service
+
+log = structlog.get_logger(__name__)
+
+
+@task(PROCESS_TASK)
+async def process_message_job(runtime: Runtime, payload: dict[str, Any]) -> None:
+    message_id, fiscal_code = str(payload["id"]), str(payload["fiscal_code"])
+    try:
+        await process_message(runtime, message_id, fiscal_code)
+    except Exception as exc:  # transient by definition: the rules themselves cannot fail
+        await _retry_or_fail(runtime, message_id, fiscal_code, exc)
+
+
+async def process_message(runtime: Runtime, message_id: str, fiscal_code: str) -> str | None:
+    """Apply the rules in one transaction; returns the new status, or None if nothing moved."""
+    settings = runtime.settings
+    async with transaction(runtime.sessions) as session:
+        message = await session.scalar(
+            select(Message)
+            .where(Message.fiscal_code == fiscal_code, Message.id == message_id)
+            .with_for_update()
+        )
+        if message is None or message.status != "ACCEPTED":
+            return None
+        if settings.fault_stall_process_seconds:
+            await asyncio.sleep(settings.fault_stall_process_seconds)
+        service = await session.get(Service, message.sender_service_id)
+        if service is None:
+            raise LookupError("sender service no longer exists")
+        profile, reach = await reachability(
+            session,
+            fiscal_code,
+            service.service_id,
+            special=service.category == "SPECIAL",
+            grace_seconds=settings.pending_activation_grace_seconds,
+        )
+        if profile is None:
+            status, reason = "REJECTED", "USER_NOT_FOUND"
+        elif not reach.inbox_enabled or not reach.sender_allowed:
+            status, reason = "REJECTED", "SERVICE_NOT_ALLOWED"
+        else:
+            status, reason = "PROCESSED", None
+        message.status = status
+        message.rejection_reason = reason
+        message.is_pending = False
+        message.status_at = datetime.now(UTC)
+        if status == "REJECTED":
+            message.content_ciphertext = None  # IO never stores a rejected message's content
+        session.add(MessageStatusChange(message_id=message_id, status=status))
+    log.info(
+        "messages.process.done",
+        message_id=message_id,
+        recipient=log_ref(fiscal_code),
+        status=status,
+        reason=reason,
+    )
+    return status
+
+
+def backoff_seconds(attempt: int) -> float:
+    base: float = min(300.0, 2.0**attempt)
+    return base * (0.5 + random.random() / 2)  # noqa: S311 - jitter, not security
+
+
+async def _retry_or_fail(
+    runtime: Runtime, message_id: str, fiscal_code: str, exc: Exception
+) -> None:
+    async with transaction(runtime.sessions) as session:
+        attempts = await session.scalar(
+            update(Message)
+            .where(
+                Message.fiscal_code == fiscal_code,
+                Message.id == message_id,
+                Message.status == "ACCEPTED",
+            )
+            .values(processing_attempts=Message.processing_attempts + 1)
+            .returning(Message.processing_attempts)
+        )
+        if attempts is None:
+            return
+        if attempts >= runtime.settings.process_max_attempts:
+            await session.execute(
+                update(Message)
+                .where(Message.fiscal_code == fiscal_code, Message.id == message_id)
+                .values(status="FAILED", status_at=datetime.now(UTC))
+            )
+            session.add(MessageStatusChange(message_id=message_id, status="FAILED"))
+            log.error(
+                "messages.process.failed",
+                message_id=message_id,
+                attempts=attempts,
+                error=type(exc).__name__,
+            )
+            return
+        delay = backoff_seconds(attempts)
+        await enqueue(
+            session,
+            PROCESS_TASK,
+            {"id": message_id, "fiscal_code": fiscal_code},
+            delay=timedelta(seconds=delay),
+        )
+        log.warning(
+            "messages.process.retry",
+            message_id=message_id,
+            attempts=attempts,
+            delay_seconds=round(delay, 2),
+            error=type(exc).__name__,
+        )

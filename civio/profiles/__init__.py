@@ -1,0 +1,1 @@
+"""Citizens' profiles, per-service preferences, activations and the subscriptions feed."""

@@ -1,0 +1,97 @@
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Date,
+    DateTime,
+    Identity,
+    Index,
+    Integer,
+    LargeBinary,
+    Text,
+    func,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from civio.core.db import Base
+
+
+class Profile(Base):
+    """A citizen who has activated civio. Personal fields are stored encrypted."""
+
+    __tablename__ = "profiles"
+
+    fiscal_code: Mapped[str] = mapped_column(Text, primary_key=True)
+    # LEGACY | AUTO | MANUAL (IO's servicePreferencesSettings.mode)
+    mode: Mapped[str] = mapped_column(Text, default="AUTO")
+    service_preferences_settings_version: Mapped[int] = mapped_column(Integer, default=0)
+    is_inbox_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    is_email_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    is_email_validated: Mapped[bool] = mapped_column(Boolean, default=False)
+    is_webhook_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    email_ciphertext: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    # Keyed hash of the lower-cased email, for uniqueness without plaintext.
+    email_hash: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True, index=True)
+    preferred_languages: Mapped[list[str]] = mapped_column(ARRAY(Text), default=list)
+    # LEGACY mode only: {service_id: ["INBOX", "EMAIL", "WEBHOOK"]}
+    blocked_inbox_or_channels: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+    accepted_tos_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    version: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
+
+
+class ServicePreference(Base):
+    """Per-service switches of a citizen in AUTO/MANUAL mode, per settings version."""
+
+    __tablename__ = "service_preferences"
+
+    fiscal_code: Mapped[str] = mapped_column(Text, primary_key=True)
+    service_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    settings_version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    is_inbox_enabled: Mapped[bool] = mapped_column(Boolean)
+    is_email_enabled: Mapped[bool] = mapped_column(Boolean)
+    is_webhook_enabled: Mapped[bool] = mapped_column(Boolean)
+    can_access_message_read_status: Mapped[bool] = mapped_column(Boolean, default=True)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
+
+
+class Activation(Base):
+    """Whether a citizen activated a SPECIAL service."""
+
+    __tablename__ = "activations"
+
+    fiscal_code: Mapped[str] = mapped_column(Text, primary_key=True)
+    service_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    status: Mapped[str] = mapped_column(Text)
+    version: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
+
+
+class SubscriptionEvent(Base):
+    """Feed source: profile creations/deletions and per-service (un)subscriptions per day.
+
+    Only the sha256 of the fiscal code is kept: the feed publishes nothing else.
+    """
+
+    __tablename__ = "subscription_events"
+    __table_args__ = (Index("ix_subscription_events_day", "day"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    day: Mapped[date] = mapped_column(Date)
+    fiscal_code_hash: Mapped[str] = mapped_column(Text)
+    # NULL for profile-level events (creation/deletion).
+    service_id: Mapped[str | None] = mapped_column(Text, nullable=True)
+    subscribed: Mapped[bool] = mapped_column(Boolean)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

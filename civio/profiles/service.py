@@ -1,0 +1,226 @@
+"""Profile rules that decide whether a service may reach a citizen.
+
+The same functions answer the PA's limited-profile read (``sender_allowed``) and the
+pipeline's blocking decision, so the two can never disagree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from civio.core.crypto import KeyRing, sha256_hex
+from civio.core.keys import decrypt_for, encrypt_for
+from civio.profiles.models import Activation, Profile, ServicePreference, SubscriptionEvent
+from civio.profiles.schemas import CitizenOut, ProfileMode
+
+INBOX = "INBOX"
+
+
+@dataclass(frozen=True)
+class Reachability:
+    """What the profile says about one service, from the citizen's settings."""
+
+    exists: bool
+    inbox_enabled: bool
+    blocked: frozenset[str]
+
+    @property
+    def sender_allowed(self) -> bool:
+        return INBOX not in self.blocked
+
+
+def blocked_channels(
+    profile: Profile,
+    service_id: str,
+    preference: ServicePreference | None,
+) -> set[str]:
+    """IO's rules for a STANDARD service, by the profile's preference mode."""
+    if profile.mode == "LEGACY":
+        return set(profile.blocked_inbox_or_channels.get(service_id, []))
+    if preference is None:
+        # With no explicit preference, AUTO allows everything and MANUAL blocks the inbox.
+        return {INBOX} if profile.mode == "MANUAL" else set()
+    blocked = set()
+    if not preference.is_inbox_enabled:
+        blocked.add(INBOX)
+    if not preference.is_email_enabled:
+        blocked.add("EMAIL")
+    if not preference.is_webhook_enabled:
+        blocked.add("WEBHOOK")
+    return blocked
+
+
+def activation_allows(activation: Activation | None, now: datetime, grace_seconds: int) -> bool:
+    """SPECIAL services: ACTIVE, or PENDING within the grace period; missing = INACTIVE."""
+    if activation is None:
+        return False
+    if activation.status == "ACTIVE":
+        return True
+    if activation.status == "PENDING":
+        return now - activation.updated_at <= timedelta(seconds=grace_seconds)
+    return False
+
+
+async def reachability(
+    session: AsyncSession,
+    fiscal_code: str,
+    service_id: str,
+    *,
+    special: bool,
+    grace_seconds: int,
+    now: datetime | None = None,
+) -> tuple[Profile | None, Reachability]:
+    profile = await session.get(Profile, fiscal_code)
+    if profile is None:
+        return None, Reachability(exists=False, inbox_enabled=False, blocked=frozenset({INBOX}))
+    preference = None
+    if profile.mode != "LEGACY":
+        preference = await session.get(
+            ServicePreference,
+            (fiscal_code, service_id, profile.service_preferences_settings_version),
+        )
+    blocked = blocked_channels(profile, service_id, preference)
+    if special:
+        activation = await session.get(Activation, (fiscal_code, service_id))
+        if not activation_allows(activation, now or datetime.now(UTC), grace_seconds):
+            blocked.add(INBOX)
+        else:
+            blocked.discard(INBOX)
+    return profile, Reachability(
+        exists=True, inbox_enabled=profile.is_inbox_enabled, blocked=frozenset(blocked)
+    )
+
+
+# --- operator-side citizen management (until citizen login lands) ---------------------------
+
+
+async def create_citizen(
+    session: AsyncSession,
+    keyring: KeyRing,
+    fiscal_code: str,
+    *,
+    email: str | None,
+    mode: ProfileMode,
+    inbox: bool,
+    blocked_services: list[str],
+) -> Profile:
+    profile = await session.get(Profile, fiscal_code, with_for_update=True)
+    created = profile is None
+    if profile is None:
+        profile = Profile(
+            fiscal_code=fiscal_code, version=0, service_preferences_settings_version=0
+        )
+        session.add(profile)
+    else:
+        profile.version += 1
+    profile.mode = mode
+    profile.service_preferences_settings_version = (
+        -1 if mode == "LEGACY" else max(profile.service_preferences_settings_version or 0, 0)
+    )
+    profile.is_inbox_enabled = inbox
+    profile.is_email_enabled = True
+    profile.is_webhook_enabled = True
+    profile.preferred_languages = profile.preferred_languages or ["it_IT"]
+    if email is not None:
+        # An operator vouches for the address, so it is stored as validated.
+        normalised = email.strip()
+        profile.email_ciphertext = await encrypt_for(
+            session, keyring, fiscal_code, normalised.encode(), aad=f"profile-email:{fiscal_code}"
+        )
+        profile.email_hash = keyring.keyed_hash("email", normalised.lower())
+        profile.is_email_validated = True
+    profile.blocked_inbox_or_channels = (
+        {sid: [INBOX] for sid in blocked_services} if mode == "LEGACY" else {}
+    )
+    await session.flush()
+    if mode != "LEGACY":
+        for service_id in blocked_services:
+            await session.execute(
+                insert(ServicePreference)
+                .values(
+                    fiscal_code=fiscal_code,
+                    service_id=service_id,
+                    settings_version=profile.service_preferences_settings_version,
+                    is_inbox_enabled=False,
+                    is_email_enabled=False,
+                    is_webhook_enabled=False,
+                    can_access_message_read_status=True,
+                )
+                .on_conflict_do_update(
+                    index_elements=["fiscal_code", "service_id", "settings_version"],
+                    set_={"is_inbox_enabled": False},
+                )
+            )
+    if created:
+        await record_subscription_event(session, fiscal_code, service_id=None, subscribed=True)
+    return profile
+
+
+async def record_subscription_event(
+    session: AsyncSession,
+    fiscal_code: str,
+    *,
+    service_id: str | None,
+    subscribed: bool,
+    day: date | None = None,
+) -> None:
+    session.add(
+        SubscriptionEvent(
+            day=day or datetime.now(UTC).date(),
+            fiscal_code_hash=sha256_hex(fiscal_code.upper()),
+            service_id=service_id,
+            subscribed=subscribed,
+        )
+    )
+    await session.flush()
+
+
+async def citizen_view(session: AsyncSession, keyring: KeyRing, profile: Profile) -> CitizenOut:
+    email = None
+    if profile.email_ciphertext is not None:
+        email = (
+            await decrypt_for(
+                session,
+                keyring,
+                profile.fiscal_code,
+                profile.email_ciphertext,
+                aad=f"profile-email:{profile.fiscal_code}",
+            )
+        ).decode()
+    if profile.mode == "LEGACY":
+        blocked = [
+            sid for sid, chans in profile.blocked_inbox_or_channels.items() if INBOX in chans
+        ]
+    else:
+        blocked = list(
+            (
+                await session.scalars(
+                    select(ServicePreference.service_id).where(
+                        ServicePreference.fiscal_code == profile.fiscal_code,
+                        ServicePreference.settings_version
+                        == profile.service_preferences_settings_version,
+                        ServicePreference.is_inbox_enabled.is_(False),
+                    )
+                )
+            ).all()
+        )
+    return CitizenOut(
+        fiscal_code=profile.fiscal_code,
+        mode=profile.mode,
+        is_inbox_enabled=profile.is_inbox_enabled,
+        is_email_enabled=profile.is_email_enabled,
+        is_email_validated=profile.is_email_validated,
+        is_webhook_enabled=profile.is_webhook_enabled,
+        email=email,
+        preferred_languages=list(profile.preferred_languages),
+        blocked_inbox_or_channels={
+            k: list(v) for k, v in profile.blocked_inbox_or_channels.items()
+        },
+        blocked_services=sorted(blocked),
+        version=profile.version,
+    )

@@ -1,0 +1,1 @@
+"""Senders: services, their owners, subscription keys, groups, CIDRs and rate limits."""

@@ -1,0 +1,109 @@
+"""Wire shapes of services: IO's ``Service`` / ``ServiceWithSubscriptionKeys`` and the
+operator's create/update payloads."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from civio.core.types import (
+    CIDR,
+    FiscalCode,
+    IOModel,
+    NonEmptyString,
+    OrganizationFiscalCode,
+)
+
+MAX_PAYMENT_AMOUNT = 9_999_999_999
+
+
+class ServiceMetadata(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    scope: Literal["NATIONAL", "LOCAL"] = "NATIONAL"
+    category: Literal["STANDARD", "SPECIAL"] = "STANDARD"
+    description: NonEmptyString | None = None
+    web_url: NonEmptyString | None = None
+    privacy_url: NonEmptyString | None = None
+    tos_url: NonEmptyString | None = None
+    email: NonEmptyString | None = None
+    pec: NonEmptyString | None = None
+    phone: NonEmptyString | None = None
+    support_url: NonEmptyString | None = None
+    address: NonEmptyString | None = None
+    custom_special_flow: NonEmptyString | None = None
+
+
+class ServiceOut(BaseModel):
+    """IO's ``Service`` plus the operator's view (groups, owner email)."""
+
+    id: str
+    service_id: str
+    service_name: str
+    department_name: str
+    organization_name: str
+    organization_fiscal_code: str
+    authorized_recipients: list[str]
+    authorized_cidrs: list[str]
+    max_allowed_payment_amount: int
+    require_secure_channels: bool
+    is_visible: bool
+    version: int
+    service_metadata: dict[str, Any]
+    groups: list[str]
+    owner_email: str
+
+
+class ServiceWithSubscriptionKeys(ServiceOut):
+    primary_key: str | None = None
+    secondary_key: str | None = None
+
+
+Amount = Annotated[int, Field(ge=0, le=MAX_PAYMENT_AMOUNT)]
+Email = Annotated[str, StringConstraints(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
+
+
+class ServiceCreate(IOModel):
+    name: NonEmptyString
+    organization_name: NonEmptyString
+    organization_fiscal_code: OrganizationFiscalCode
+    department_name: NonEmptyString = "-"
+    groups: list[str] | None = None
+    authorized_recipients: list[FiscalCode] = Field(default_factory=list)
+    authorized_cidrs: list[CIDR] = Field(default_factory=list)
+    max_allowed_payment_amount: Amount = 0
+    require_secure_channels: bool = False
+    special: bool = False
+    visible: bool = False
+    owner_email: Email | None = None
+    service_metadata: ServiceMetadata | None = None
+
+
+class ServiceUpdate(IOModel):
+    name: NonEmptyString | None = None
+    organization_name: NonEmptyString | None = None
+    organization_fiscal_code: OrganizationFiscalCode | None = None
+    department_name: NonEmptyString | None = None
+    groups: list[str] | None = None
+    authorized_recipients: list[FiscalCode] | None = None
+    authorized_cidrs: list[CIDR] | None = None
+    max_allowed_payment_amount: Amount | None = None
+    require_secure_channels: bool | None = None
+    special: bool | None = None
+    visible: bool | None = None
+    owner_email: Email | None = None
+    service_metadata: ServiceMetadata | None = None
+
+
+class GroupsPayload(IOModel):
+    groups: list[str] = Field(min_length=1)
+
+
+class KeyRegenerated(BaseModel):
+    primary_key: str | None = None
+    secondary_key: str | None = None
+
+
+class Logo(IOModel):
+    logo: Annotated[str, StringConstraints(strict=True, min_length=1)]
