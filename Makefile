@@ -15,8 +15,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-run: $(STAMP) ## start the whole platform on the embedded default (127.0.0.1:8000)
-	$(BIN)/civio serve
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+run: $(STAMP) ## start the whole platform on the embedded default (HOST:PORT, 127.0.0.1:8000)
+	$(BIN)/civio serve --host $(HOST) --port $(PORT)
 
 test: $(STAMP) lint typecheck ## ruff, mypy and the whole test suite
 	$(BIN)/pytest -n 2 --dist loadgroup -q

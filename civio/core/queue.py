@@ -19,6 +19,7 @@ import orjson
 import structlog
 from pgqueuer import AsyncpgDriver, Queries, QueueManager
 from pgqueuer.models import Job
+from pgqueuer.types import QueueExecutionMode
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from civio.core.db import asyncpg_dsn
@@ -93,7 +94,8 @@ class Worker:
         self._manager: QueueManager | None = None
         self._stopping = asyncio.Event()
 
-    async def run(self) -> None:
+    async def run(self, *, drain: bool = False) -> None:
+        """Process jobs until ``stop()``; with ``drain`` return once nothing is runnable."""
         connection = await asyncpg.connect(asyncpg_dsn(self._runtime.url))
         try:
             manager = QueueManager(Queries(AsyncpgDriver(connection)))
@@ -108,6 +110,7 @@ class Worker:
                 max_concurrent_tasks=self._concurrency,
                 heartbeat_timeout=self._heartbeat_timeout,
                 dequeue_timeout=timedelta(seconds=5),
+                mode=QueueExecutionMode.drain if drain else QueueExecutionMode.continuous,
             )
         finally:
             await connection.close()

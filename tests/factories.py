@@ -1,0 +1,134 @@
+"""Keyword-only helpers that create what a test needs, through the real services."""
+
+from __future__ import annotations
+
+import random
+import string
+from dataclasses import dataclass
+from typing import Any
+
+from civio.core.config import Settings
+from civio.core.db import transaction
+from civio.core.queue import Worker
+from civio.core.runtime import Runtime
+from civio.messages.models import Message
+from civio.profiles.service import create_citizen
+from civio.services import service as services
+from civio.services.schemas import ServiceCreate, ServiceMetadata
+
+_OMOCODE_DIGITS = string.digits
+_MONTHS = "ABCDEHLMPRST"
+
+
+def random_fiscal_code() -> str:
+    """A fiscal code matching IO's pattern (the check character is not verified)."""
+    letters = "".join(random.choices(string.ascii_uppercase, k=6))
+    return (
+        letters
+        + "".join(random.choices(_OMOCODE_DIGITS, k=2))
+        + random.choice(_MONTHS)
+        + "".join(random.choices(_OMOCODE_DIGITS, k=2))
+        + random.choice(string.ascii_uppercase)
+        + "".join(random.choices(_OMOCODE_DIGITS, k=3))
+        + random.choice(string.ascii_uppercase)
+    )
+
+
+@dataclass
+class Sender:
+    service_id: str
+    key: str
+    secondary_key: str
+    organization_fiscal_code: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Ocp-Apim-Subscription-Key": self.key}
+
+
+def valid_message(**content: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "subject": "Your permit is ready",
+        "markdown": "Your residence permit is ready for pickup at the registry office. "
+        "Bring an identity document.",
+    }
+    body.update(content)
+    return {"content": body}
+
+
+class Factory:
+    def __init__(self, runtime: Runtime, settings: Settings) -> None:
+        self.runtime = runtime
+        self.settings = settings
+
+    async def sender(
+        self,
+        *,
+        groups: list[str] | None = None,
+        recipients: list[str] | None = None,
+        cidrs: list[str] | None = None,
+        max_amount: int = 0,
+        special: bool = False,
+        owner_email: str | None = None,
+        organization_fiscal_code: str | None = None,
+    ) -> Sender:
+        """A service; by default a production one (ApiMessageWrite) with the read groups."""
+        ofc = organization_fiscal_code or "".join(random.choices(string.digits, k=11))
+        async with transaction(self.runtime.sessions) as session:
+            created = await services.create_service(
+                session,
+                ServiceCreate(
+                    name="Test service",
+                    organization_name="Comune di Prova",
+                    organization_fiscal_code=ofc,
+                    groups=groups
+                    if groups is not None
+                    else [
+                        "ApiMessageWrite",
+                        "ApiMessageRead",
+                        "ApiLimitedProfileRead",
+                        "ApiSubscriptionsFeedRead",
+                    ],
+                    authorized_recipients=recipients or [],
+                    authorized_cidrs=cidrs or [],
+                    max_allowed_payment_amount=max_amount,
+                    special=special,
+                    owner_email=owner_email,
+                    service_metadata=ServiceMetadata(),
+                ),
+                sandbox_fiscal_code=self.settings.sandbox_fiscal_code,
+            )
+        assert created.primary_key and created.secondary_key
+        return Sender(created.service_id, created.primary_key, created.secondary_key, ofc)
+
+    async def citizen(
+        self,
+        fiscal_code: str | None = None,
+        *,
+        email: str | None = None,
+        mode: str = "AUTO",
+        inbox: bool = True,
+        block: list[str] | None = None,
+    ) -> str:
+        fc = fiscal_code or random_fiscal_code()
+        async with transaction(self.runtime.sessions) as session:
+            await create_citizen(
+                session,
+                self.runtime.keyring,
+                fc,
+                email=email,
+                mode=mode,  # type: ignore[arg-type]
+                inbox=inbox,
+                blocked_services=block or [],
+            )
+        return fc
+
+    async def drain(self) -> None:
+        """Run the real worker until no job is runnable."""
+        await Worker(self.runtime).run(drain=True)
+
+    async def message_row(self, fiscal_code: str, message_id: str) -> Message:
+        async with self.runtime.sessions() as session:
+            row = await session.get(Message, (fiscal_code, message_id))
+            assert row is not None
+            return row
