@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
+import dataclasses
 from collections.abc import AsyncIterator
 from typing import Any
 
 import structlog
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -41,16 +42,19 @@ PA_PREFIX = "/api/v1"
 ADMIN_PREFIX = "/admin/v1"
 
 
-def _surface_openapi(app: FastAPI, router: APIRouter, prefix: str, title: str) -> dict[str, Any]:
-    routes = [r for r in app.routes if getattr(r, "path", "").startswith(prefix + "/")]
-    document = get_openapi(
-        title=title,
-        version=civio.__version__,
-        routes=routes,
-        description=f"civio {title}; paths are relative to {prefix}.",
-    )
+def _surface_openapi(app: FastAPI, prefix: str, title: str) -> dict[str, Any]:
+    """One surface's OpenAPI document: the app's paths under ``prefix``, made relative."""
+    full = app.openapi()
+    document: dict[str, Any] = copy.deepcopy(full)
+    document["info"] = {
+        "title": f"civio {title}",
+        "version": civio.__version__,
+        "description": f"civio {title}; paths are relative to {prefix}.",
+    }
     document["paths"] = {
-        path[len(prefix) :]: item for path, item in document.get("paths", {}).items()
+        path[len(prefix) :]: item
+        for path, item in full.get("paths", {}).items()
+        if path.startswith(prefix + "/")
     }
     document["servers"] = [{"url": prefix}]
     document.setdefault("components", {})["securitySchemes"] = {
@@ -72,7 +76,8 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         own_runtime = runtime is None
-        rt = runtime or Runtime.build(settings)
+        # A shared runtime (tests, embedding) is used with this app's settings.
+        rt = dataclasses.replace(runtime, settings=settings) if runtime else Runtime.build(settings)
         app.state.runtime = rt
         app.state.gateway = Gateway.build(rt)
         worker_task = None
@@ -115,12 +120,12 @@ def create_app(
     @app.get(f"{PA_PREFIX}/openapi.json", include_in_schema=False)
     async def pa_openapi() -> JSONResponse:
         if not pa_doc:
-            pa_doc.update(_surface_openapi(app, pa, PA_PREFIX, "PA API"))
+            pa_doc.update(_surface_openapi(app, PA_PREFIX, "PA API"))
         return JSONResponse(pa_doc)
 
     @app.get(f"{ADMIN_PREFIX}/openapi.json", include_in_schema=False)
     async def admin_openapi() -> JSONResponse:
-        return JSONResponse(_surface_openapi(app, services_admin, ADMIN_PREFIX, "admin API"))
+        return JSONResponse(_surface_openapi(app, ADMIN_PREFIX, "admin API"))
 
     @app.get("/api/info", include_in_schema=False)
     async def info(request: Request) -> dict[str, str]:

@@ -98,7 +98,8 @@ class Factory:
                 ),
                 sandbox_fiscal_code=self.settings.sandbox_fiscal_code,
             )
-        assert created.primary_key and created.secondary_key
+        assert created.primary_key
+        assert created.secondary_key
         return Sender(created.service_id, created.primary_key, created.secondary_key, ofc)
 
     async def citizen(

@@ -139,9 +139,13 @@ async def test_special_service_needs_an_activation(
                 ),
             ]
         )
-    ids = {fc: await send(client, special, fc) for fc in (active_fc, pending_fc, stale_fc, missing_fc)}
+    ids = {
+        fc: await send(client, special, fc) for fc in (active_fc, pending_fc, stale_fc, missing_fc)
+    }
     await factory.drain()
-    statuses = {fc: (await status_of(client, special, fc, mid))["status"] for fc, mid in ids.items()}
+    statuses = {
+        fc: (await status_of(client, special, fc, mid))["status"] for fc, mid in ids.items()
+    }
     assert statuses == {
         active_fc: "PROCESSED",
         pending_fc: "PROCESSED",

@@ -1,4 +1,4 @@
-"""Submitting messages: IO's validation bounds, gates and titles (io-pa-api.md §6, 1–16, 21–22)."""
+"""Submitting messages: IO's validation bounds, gates and titles (io-pa-api.md §6, 1-16, 21-22)."""
 
 from __future__ import annotations
 
@@ -45,9 +45,7 @@ async def test_subject_bounds_are_inclusive(
         assert "root.content.subject" in response.json()["detail"]
 
 
-@pytest.mark.parametrize(
-    ("length", "status"), [(79, 400), (80, 201), (10000, 201), (10001, 400)]
-)
+@pytest.mark.parametrize(("length", "status"), [(79, 400), (80, 201), (10000, 201), (10001, 400)])
 async def test_markdown_bounds_are_inclusive(
     client: httpx.AsyncClient, sender: Sender, length: int, status: int
 ) -> None:
@@ -80,7 +78,9 @@ async def test_time_to_live_defaults_to_3600(
 async def test_malformed_fiscal_code_in_path_is_400(
     client: httpx.AsyncClient, sender: Sender, bad: str
 ) -> None:
-    response = await client.post(f"/api/v1/messages/{bad}", json=valid_message(), headers=sender.headers)
+    response = await client.post(
+        f"/api/v1/messages/{bad}", json=valid_message(), headers=sender.headers
+    )
     assert_problem(response, 400, "Invalid FiscalCode")
 
 
@@ -210,7 +210,9 @@ async def test_payee_requires_its_group(client: httpx.AsyncClient, factory: Fact
     with_group = await factory.sender(
         max_amount=1000, groups=["ApiMessageWrite", "ApiMessageWriteWithPayee"]
     )
-    assert (await submit(client, with_group, valid_message(payment_data=payment))).status_code == 201
+    assert (
+        await submit(client, with_group, valid_message(payment_data=payment))
+    ).status_code == 201
 
 
 async def test_payee_fiscal_code_must_have_11_digits(
