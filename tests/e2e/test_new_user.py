@@ -1,0 +1,133 @@
+"""What a new user does on a fresh clone: ``make run``, then the CLI and real HTTP."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.e2e.conftest import CIVIO, ROOT, free_port
+from tests.factories import random_fiscal_code, valid_message
+
+
+@pytest.fixture(scope="module")
+def make_run() -> Iterator[tuple[str, dict[str, str], Path]]:
+    data_dir = Path(tempfile.mkdtemp(prefix="civio-run-", dir="/tmp"))
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CIVIO_")}
+    env["CIVIO_DATA_DIR"] = str(data_dir)
+    log = data_dir / "make-run.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            ["make", "run", f"PORT={port}"],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert process.poll() is None, log.read_text()
+            try:
+                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.2)
+        yield url, env, log
+    finally:
+        os.killpg(process.pid, signal.SIGINT)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def cli(env: dict[str, str], *args: str) -> dict[str, object]:
+    out = subprocess.run(
+        [CIVIO, *args, "--json"], env=env, cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    return json.loads(out.stdout)  # type: ignore[no-any-return]
+
+
+def wait_status(url: str, location: str, key: str, wanted: str) -> dict[str, object]:
+    deadline = time.monotonic() + 30
+    while True:
+        body = httpx.get(f"{url}{location}", headers={"Ocp-Apim-Subscription-Key": key}).json()
+        if body["status"] == wanted or time.monotonic() > deadline:
+            return body  # type: ignore[no-any-return]
+        time.sleep(0.1)
+
+
+@pytest.mark.e2e
+def test_new_user_sends_a_message_end_to_end(make_run: tuple[str, dict[str, str], Path]) -> None:
+    url, env, log = make_run
+    output = log.read_text()
+    assert f"{url}/api/v1" in output
+    service = cli(
+        env,
+        "service",
+        "create",
+        "--name",
+        "Anagrafe",
+        "--organization-name",
+        "Comune di Prova",
+        "--organization-fiscal-code",
+        "12345678901",
+        "--group",
+        "ApiMessageWrite",
+        "--group",
+        "ApiMessageRead",
+    )
+    key = str(service["primary_key"])
+    headers = {"Ocp-Apim-Subscription-Key": key}
+    citizen = random_fiscal_code()
+    cli(env, "citizen", "create", citizen, "--email", "citizen@example.org")
+
+    sent = httpx.post(f"{url}/api/v1/messages/{citizen}", json=valid_message(), headers=headers)
+    assert sent.status_code == 201, sent.text
+    processed = wait_status(url, sent.headers["Location"], key, "PROCESSED")
+    assert processed["status"] == "PROCESSED"
+    assert processed["message"]["content"]["subject"] == "Your permit is ready"  # type: ignore[index]
+
+    stranger = httpx.post(
+        f"{url}/api/v1/messages/{random_fiscal_code()}", json=valid_message(), headers=headers
+    )
+    assert stranger.status_code == 201
+    rejected = wait_status(url, stranger.headers["Location"], key, "REJECTED")
+    assert rejected["status"] == "REJECTED"
+    assert "content" not in rejected["message"]  # type: ignore[operator]
+
+
+@pytest.mark.e2e
+def test_printed_sandbox_key_is_limited_to_authorized_recipients(
+    make_run: tuple[str, dict[str, str], Path],
+) -> None:
+    url, _, log = make_run
+    match = re.search(r"Ocp-Apim-Subscription-Key: ([0-9a-f]{64})", log.read_text())
+    assert match, log.read_text()
+    headers = {"Ocp-Apim-Subscription-Key": match.group(1)}
+    outside = httpx.post(
+        f"{url}/api/v1/messages/{random_fiscal_code()}", json=valid_message(), headers=headers
+    )
+    assert outside.status_code == 403
+    assert outside.json()["title"] == "Recipient forbidden"
+    sandbox = httpx.post(
+        f"{url}/api/v1/messages/AAAAAA00A00A000A", json=valid_message(), headers=headers
+    )
+    assert sandbox.status_code == 201
