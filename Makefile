@@ -25,15 +25,15 @@ test: $(STAMP) lint typecheck ## ruff, mypy and the whole test suite
 	$(BIN)/pytest -n 2 --dist loadgroup -q
 
 lint: $(STAMP) ## ruff lint and format check
-	$(BIN)/ruff check civio tests bench
-	$(BIN)/ruff format --check civio tests bench
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 typecheck: $(STAMP) ## mypy --strict on civio/
 	$(BIN)/mypy
 
 fmt: $(STAMP) ## format and autofix
-	$(BIN)/ruff format civio tests bench
-	$(BIN)/ruff check --fix civio tests bench
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
 
 bench: $(STAMP) ## measure accept rate and pipeline latency (writes docs/performance.md)
 	$(BIN)/python bench/accept.py

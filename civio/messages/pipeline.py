@@ -22,6 +22,7 @@ from civio.core.queue import enqueue, task
 from civio.core.runtime import Runtime
 from civio.messages.models import Message, MessageStatusChange
 from civio.messages.service import PROCESS_TASK
+from civio.ops.metrics import MESSAGES_PROCESSED
 from civio.profiles.service import reachability
 from civio.services.models import Service
 
@@ -73,6 +74,7 @@ async def process_message(runtime: Runtime, message_id: str, fiscal_code: str) -
         if status == "REJECTED":
             message.content_ciphertext = None  # IO never stores a rejected message's content
         session.add(MessageStatusChange(message_id=message_id, status=status))
+    MESSAGES_PROCESSED.labels(status).inc()
     log.info(
         "messages.process.done",
         message_id=message_id,
@@ -111,6 +113,7 @@ async def _retry_or_fail(
                 .values(status="FAILED", status_at=datetime.now(UTC))
             )
             session.add(MessageStatusChange(message_id=message_id, status="FAILED"))
+            MESSAGES_PROCESSED.labels("FAILED").inc()
             log.error(
                 "messages.process.failed",
                 message_id=message_id,

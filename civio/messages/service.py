@@ -17,6 +17,7 @@ from civio.core.runtime import Runtime
 from civio.core.types import format_timestamp
 from civio.messages.models import Message
 from civio.messages.schemas import NewMessage
+from civio.ops.metrics import MESSAGES_ACCEPTED
 from civio.services.gateway import Caller, can_write_to, check_cidr
 
 PROCESS_TASK = "messages.process"
@@ -137,6 +138,7 @@ async def accept_message(
             )
         )
         await enqueue(session, PROCESS_TASK, {"id": message_id, "fiscal_code": fiscal_code})
+    MESSAGES_ACCEPTED.inc()
     return fiscal_code, message_id
 
 
