@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from civio.core.cli_support import DatabaseUrlOption, DataDirOption, console, settings_with
 from civio.core.config import Settings
+from civio.core.db import database_url as database_url_of
 from civio.core.db import transaction
 from civio.core.logging import configure_logging
 from civio.core.migrate import upgrade
@@ -34,9 +35,7 @@ SANDBOX_SERVICE_NAME = "civio sandbox"
 @db_app.command("upgrade")
 def db_upgrade(database_url: DatabaseUrlOption = None, data_dir: DataDirOption = None) -> None:
     """Apply every pending migration."""
-    settings = settings_with(database_url, data_dir)
-    runtime_url = Runtime.build(settings, pool_size=1).url
-    upgrade(runtime_url)
+    upgrade(database_url_of(settings_with(database_url, data_dir)))
     console.print("[green]database is at the latest revision[/green]")
 
 
@@ -83,8 +82,7 @@ def serve(
 
     settings = settings_with(database_url, data_dir)
     configure_logging(settings.log_level, json=settings.log_json)
-    runtime = Runtime.build(settings)
-    upgrade(runtime.url)
+    upgrade(database_url_of(settings))
     base = f"http://{host}:{port}"
     console.print(f"[bold green]civio[/bold green] on {base}  ({settings.env.value})")
     console.print(f"  PA API      {base}/api/v1   (OpenAPI: {base}/api/v1/openapi.json)")
