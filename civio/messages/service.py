@@ -145,6 +145,7 @@ async def accept_message(
 async def read_message(
     runtime: Runtime, caller: Caller, fiscal_code: str, message_id: str
 ) -> dict[str, Any]:
+    check_cidr(caller)
     async with runtime.sessions() as session:
         message = await session.scalar(
             select(Message).where(Message.fiscal_code == fiscal_code, Message.id == message_id)
@@ -160,7 +161,6 @@ async def read_message(
                 "You are not allowed to read this message, you can only read messages that "
                 "you have sent"
             )
-        check_cidr(caller)
         body: dict[str, Any] = {
             "id": message.id,
             "fiscal_code": message.fiscal_code,

@@ -143,3 +143,25 @@ async def test_service_lookups_are_cached_for_at_most_the_configured_time(
                 )
             await asyncio.sleep(0.35)
             assert (await client.get(url, headers=sender.headers)).status_code == 404
+
+
+async def test_cidr_applies_to_every_pa_endpoint(
+    client: httpx.AsyncClient, factory: Factory
+) -> None:
+    groups = [
+        "ApiMessageWrite",
+        "ApiMessageRead",
+        "ApiLimitedProfileRead",
+        "ApiSubscriptionsFeedRead",
+    ]
+    outside = await factory.sender(groups=groups, cidrs=["192.0.2.0/24"], special=True)
+    fc = random_fiscal_code()
+    calls = [
+        client.get(f"/api/v1/messages/{fc}/01ARZ3NDEKTSV4RRFFQ69G5FAV", headers=outside.headers),
+        client.get(f"/api/v1/profiles/{fc}", headers=outside.headers),
+        client.post("/api/v1/profiles", json={"fiscal_code": fc}, headers=outside.headers),
+        client.get("/api/v1/subscriptions-feed/2020-01-01", headers=outside.headers),
+        client.post("/api/v1/activations/", json={"fiscal_code": fc}, headers=outside.headers),
+    ]
+    for call in calls:
+        assert_problem(await call, 403, "You are not allowed here")
