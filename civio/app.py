@@ -16,6 +16,9 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import civio
+from civio.auth.routes_citizen import router as auth_citizen
+from civio.auth.routes_oidc import router as auth_oidc
+from civio.catalog.routes_public import router as catalog_public
 from civio.core.config import Settings
 from civio.core.http import BodySizeLimit
 from civio.core.problems import (
@@ -31,6 +34,8 @@ from civio.messages import pipeline as _pipeline  # noqa: F401 - registers the j
 from civio.messages.routes_pa import router as messages_pa
 from civio.ops.health import router as ops_router
 from civio.ops.metrics import MetricsMiddleware
+from civio.profiles.routes_citizen import router as profiles_citizen
+from civio.profiles.routes_email import router as profiles_email
 from civio.profiles.routes_pa import router as profiles_pa
 from civio.services.gateway import Gateway
 from civio.services.routes_admin import router as services_admin
@@ -40,6 +45,14 @@ log = structlog.get_logger(__name__)
 
 PA_PREFIX = "/api/v1"
 ADMIN_PREFIX = "/admin/v1"
+# Each surface serves its own OpenAPI document at <prefix>/openapi.json.
+SURFACES = {
+    PA_PREFIX: "PA API",
+    "/api/auth/v1": "citizen auth API",
+    "/api/identity/v1": "citizen identity API",
+    "/api/catalog/v1": "catalogue API",
+    ADMIN_PREFIX: "admin API",
+}
 
 
 def _surface_openapi(app: FastAPI, prefix: str, title: str) -> dict[str, Any]:
@@ -57,10 +70,11 @@ def _surface_openapi(app: FastAPI, prefix: str, title: str) -> dict[str, Any]:
         if path.startswith(prefix + "/")
     }
     document["servers"] = [{"url": prefix}]
-    document.setdefault("components", {})["securitySchemes"] = {
-        "SubscriptionKey": {"type": "apiKey", "name": "Ocp-Apim-Subscription-Key", "in": "header"}
-    }
-    document["security"] = [{"SubscriptionKey": []}]
+    if prefix == PA_PREFIX:
+        document.setdefault("components", {}).setdefault("securitySchemes", {})[
+            "SubscriptionKey"
+        ] = {"type": "apiKey", "name": "Ocp-Apim-Subscription-Key", "in": "header"}
+        document["security"] = [{"SubscriptionKey": []}]
     return document
 
 
@@ -113,19 +127,25 @@ def create_app(
     pa.include_router(services_pa)
     app.include_router(pa)
     app.include_router(services_admin, prefix=ADMIN_PREFIX)
+    app.include_router(auth_citizen)
+    app.include_router(auth_oidc)
+    app.include_router(profiles_citizen)
+    app.include_router(profiles_email)
+    app.include_router(catalog_public)
     app.include_router(ops_router)
 
-    pa_doc: dict[str, Any] = {}
+    documents: dict[str, dict[str, Any]] = {}
 
-    @app.get(f"{PA_PREFIX}/openapi.json", include_in_schema=False)
-    async def pa_openapi() -> JSONResponse:
-        if not pa_doc:
-            pa_doc.update(_surface_openapi(app, PA_PREFIX, "PA API"))
-        return JSONResponse(pa_doc)
+    def serve_openapi(prefix: str, title: str) -> None:
+        async def surface_openapi() -> JSONResponse:
+            if prefix not in documents:
+                documents[prefix] = _surface_openapi(app, prefix, title)
+            return JSONResponse(documents[prefix])
 
-    @app.get(f"{ADMIN_PREFIX}/openapi.json", include_in_schema=False)
-    async def admin_openapi() -> JSONResponse:
-        return JSONResponse(_surface_openapi(app, ADMIN_PREFIX, "admin API"))
+        app.add_api_route(f"{prefix}/openapi.json", surface_openapi, include_in_schema=False)
+
+    for prefix, title in SURFACES.items():
+        serve_openapi(prefix, title)
 
     @app.get("/api/info", include_in_schema=False)
     async def info(request: Request) -> dict[str, str]:

@@ -94,6 +94,10 @@ def serve(
         if not first:
             console.print("  (primary key renewed at each start; keys are stored only hashed)")
         console.print(f"  sandbox fiscal code {settings.sandbox_fiscal_code}")
+        console.print(
+            f"  citizen test login: POST {base}/api/auth/v1/test-login "
+            f'{{"username": "<fiscal code>", "password": "{settings.test_login_password}"}}'
+        )
     app_ = create_app(settings, run_worker=worker)
     uvicorn.run(
         app_,

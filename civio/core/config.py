@@ -63,6 +63,29 @@ class Settings(BaseSettings):
     # Pending activation grace period for SPECIAL services.
     pending_activation_grace_seconds: int = 86400
 
+    # Citizens' sessions.
+    session_ttl_seconds: int = 30 * 24 * 3600
+    # POST /api/auth/v1/test-login: dev only, with this password.
+    test_login_password: str = "civio-dev-password"  # noqa: S105 - dev-only default, printed
+    # OpenID Connect provider (SPID/CIE OIDC or any IdP).
+    oidc_issuer: str = ""
+    oidc_client_id: str = ""
+    oidc_client_secret: str = ""
+    # Where the browser lands after login; the session token is appended as #token=…
+    login_success_url: str = "/profile.html"
+    login_failure_url: str = "/error.html"
+    # The public base URL of this server, for links in emails and OIDC redirect URIs.
+    public_url: str = "http://127.0.0.1:8000"
+
+    # Email: SMTP when set (smtp://user:pass@host:port, smtps://… for TLS, ?starttls=1),
+    # otherwise a Maildir in <data_dir>/mail.
+    smtp_url: str = ""
+    mail_from: str = "civio <no-reply@civio.localhost>"
+    email_validation_ttl_seconds: int = 30 * 24 * 3600
+    # Where the citizen's browser is sent after following a validation link.
+    email_validation_confirm_url: str = "/email-confirm.html"
+    email_validation_callback_url: str = "/email-validated.html"
+
     log_level: str = "INFO"
     log_json: bool = True
 

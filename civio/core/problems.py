@@ -135,6 +135,9 @@ async def handle_validation(request: Request, exc: Exception) -> Response:
 
 async def handle_http(_: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 401 and getattr(exc, "empty_body", False):
+        # IO's citizen surfaces answer a missing or dead bearer token with a bare 401.
+        return Response(status_code=401, headers=dict(exc.headers or {}))
     titles = {
         401: "Unauthorized",
         404: "Not Found",

@@ -41,6 +41,10 @@ class Profile(Base):
     # LEGACY mode only: {service_id: ["INBOX", "EMAIL", "WEBHOOK"]}
     blocked_inbox_or_channels: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
     accepted_tos_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # NULL means IO's UNSET / UNKNOWN: the field is omitted from the profile.
+    reminder_status: Mapped[str | None] = mapped_column(Text, nullable=True)
+    push_notifications_content_type: Mapped[str | None] = mapped_column(Text, nullable=True)
+    last_app_version: Mapped[str | None] = mapped_column(Text, nullable=True)
     version: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(
@@ -59,10 +63,25 @@ class ServicePreference(Base):
     is_inbox_enabled: Mapped[bool] = mapped_column(Boolean)
     is_email_enabled: Mapped[bool] = mapped_column(Boolean)
     is_webhook_enabled: Mapped[bool] = mapped_column(Boolean)
-    can_access_message_read_status: Mapped[bool] = mapped_column(Boolean, default=True)
+    # NULL = UNKNOWN (never answered), read back as allowed; False = DENY.
+    can_access_message_read_status: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
     )
+
+
+class EmailValidationToken(Base):
+    """``<token_id>:<validator>`` sent by email; only the validator's SHA-256 is stored, and
+    the address only as its keyed hash (enough to check it is still the profile's)."""
+
+    __tablename__ = "email_validation_tokens"
+
+    token_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    validator_hash: Mapped[bytes] = mapped_column(LargeBinary)
+    fiscal_code: Mapped[str] = mapped_column(Text, index=True)
+    email_hash: Mapped[bytes] = mapped_column(LargeBinary)
+    invalid_after: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
 class Activation(Base):

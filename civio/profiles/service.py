@@ -96,7 +96,78 @@ async def reachability(
     )
 
 
-# --- operator-side citizen management (until citizen login lands) ---------------------------
+async def ensure_profile_at_login(
+    session: AsyncSession, keyring: KeyRing, fiscal_code: str, spid_email: str | None
+) -> Profile:
+    """IO's first login: a profile with inbox and webhook off, the provider's email (not
+    validated), LEGACY mode. An existing profile is left as it is."""
+    profile = await session.get(Profile, fiscal_code)
+    if profile is not None:
+        return profile
+    profile = Profile(
+        fiscal_code=fiscal_code,
+        mode="LEGACY",
+        service_preferences_settings_version=-1,
+        is_inbox_enabled=False,
+        is_webhook_enabled=False,
+        is_email_enabled=True,
+        is_email_validated=False,
+        preferred_languages=[],
+        blocked_inbox_or_channels={},
+        version=0,
+    )
+    if spid_email:
+        await set_email(session, keyring, profile, spid_email)
+    session.add(profile)
+    await session.flush()
+    return profile
+
+
+def email_aad(fiscal_code: str) -> str:
+    return f"profile-email:{fiscal_code}"
+
+
+def email_lookup_hash(keyring: KeyRing, email: str) -> bytes:
+    return keyring.keyed_hash("email", email.strip().lower())
+
+
+async def set_email(session: AsyncSession, keyring: KeyRing, profile: Profile, email: str) -> None:
+    """Store the address encrypted, plus its keyed hash for uniqueness checks."""
+    normalised = email.strip()
+    profile.email_ciphertext = await encrypt_for(
+        session, keyring, profile.fiscal_code, normalised.encode(), email_aad(profile.fiscal_code)
+    )
+    profile.email_hash = email_lookup_hash(keyring, normalised)
+
+
+async def read_email(session: AsyncSession, keyring: KeyRing, profile: Profile) -> str | None:
+    if profile.email_ciphertext is None:
+        return None
+    plaintext = await decrypt_for(
+        session,
+        keyring,
+        profile.fiscal_code,
+        profile.email_ciphertext,
+        email_aad(profile.fiscal_code),
+    )
+    return plaintext.decode()
+
+
+async def email_taken_by_another(
+    session: AsyncSession, email_hash: bytes, fiscal_code: str
+) -> bool:
+    """Whether another citizen has already validated this address."""
+    other = await session.scalar(
+        select(Profile.fiscal_code).where(
+            Profile.email_hash == email_hash,
+            Profile.is_email_validated.is_(True),
+            Profile.fiscal_code != fiscal_code,
+        )
+    )
+    return other is not None
+
+
+# --- operator-side citizen management ---------------------------------------------------------
 
 
 async def create_citizen(
@@ -128,11 +199,7 @@ async def create_citizen(
     profile.preferred_languages = profile.preferred_languages or ["it_IT"]
     if email is not None:
         # An operator vouches for the address, so it is stored as validated.
-        normalised = email.strip()
-        profile.email_ciphertext = await encrypt_for(
-            session, keyring, fiscal_code, normalised.encode(), aad=f"profile-email:{fiscal_code}"
-        )
-        profile.email_hash = keyring.keyed_hash("email", normalised.lower())
+        await set_email(session, keyring, profile, email)
         profile.is_email_validated = True
     profile.blocked_inbox_or_channels = (
         {sid: [INBOX] for sid in blocked_services} if mode == "LEGACY" else {}
@@ -181,17 +248,7 @@ async def record_subscription_event(
 
 
 async def citizen_view(session: AsyncSession, keyring: KeyRing, profile: Profile) -> CitizenOut:
-    email = None
-    if profile.email_ciphertext is not None:
-        email = (
-            await decrypt_for(
-                session,
-                keyring,
-                profile.fiscal_code,
-                profile.email_ciphertext,
-                aad=f"profile-email:{profile.fiscal_code}",
-            )
-        ).decode()
+    email = await read_email(session, keyring, profile)
     if profile.mode == "LEGACY":
         blocked = [
             sid for sid, chans in profile.blocked_inbox_or_channels.items() if INBOX in chans

@@ -1,0 +1,1 @@
+"""Citizens' sessions: test login (dev), OpenID Connect login, bearer tokens."""
