@@ -133,3 +133,27 @@ class Factory:
             row = await session.get(Message, (fiscal_code, message_id))
             assert row is not None
             return row
+
+
+async def login(
+    client: Any,
+    settings: Settings,
+    fiscal_code: str | None = None,
+    *,
+    name: str = "Mario",
+    family_name: str = "Rossi",
+    email: str | None = None,
+) -> tuple[str, dict[str, str]]:
+    """Log a citizen in through the real test-login; returns (fiscal code, auth headers)."""
+    fc = fiscal_code or random_fiscal_code()
+    body: dict[str, Any] = {
+        "username": fc,
+        "password": settings.test_login_password,
+        "name": name,
+        "family_name": family_name,
+    }
+    if email is not None:
+        body["email"] = email
+    response = await client.post("/api/auth/v1/test-login", json=body)
+    assert response.status_code == 200, response.text
+    return fc, {"Authorization": f"Bearer {response.json()['token']}"}

@@ -80,3 +80,9 @@ class IOModel(BaseModel):
 
 def is_fiscal_code(value: str) -> bool:
     return re.match(FISCAL_CODE_PATTERN, value) is not None
+
+
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+EMAIL_PATTERN = rf"^[^@\s\"(),:;<>\[\]\\]+@{_LABEL}(?:\.{_LABEL})*\.[A-Za-z]{{2,}}$"
+# IO's EmailString: validator.isEmail with a top-level domain required.
+EmailString = Annotated[str, StringConstraints(strict=True, pattern=EMAIL_PATTERN, max_length=254)]

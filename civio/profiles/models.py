@@ -8,6 +8,7 @@ from sqlalchemy import (
     Boolean,
     Date,
     DateTime,
+    Double,
     Identity,
     Index,
     Integer,
@@ -40,7 +41,7 @@ class Profile(Base):
     preferred_languages: Mapped[list[str]] = mapped_column(ARRAY(Text), default=list)
     # LEGACY mode only: {service_id: ["INBOX", "EMAIL", "WEBHOOK"]}
     blocked_inbox_or_channels: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
-    accepted_tos_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    accepted_tos_version: Mapped[float | None] = mapped_column(Double, nullable=True)
     # NULL means IO's UNSET / UNKNOWN: the field is omitted from the profile.
     reminder_status: Mapped[str | None] = mapped_column(Text, nullable=True)
     push_notifications_content_type: Mapped[str | None] = mapped_column(Text, nullable=True)

@@ -72,6 +72,14 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("state", name=op.f("pk_login_attempts")),
     )
+    # IO's AcceptedTosVersion is a number (e.g. 4.5), not an integer.
+    op.alter_column(
+        "profiles",
+        "accepted_tos_version",
+        type_=sa.Double(),
+        existing_type=sa.Integer(),
+        existing_nullable=True,
+    )
     op.add_column("profiles", sa.Column("reminder_status", sa.Text(), nullable=True))
     op.add_column(
         "profiles", sa.Column("push_notifications_content_type", sa.Text(), nullable=True)
@@ -86,6 +94,13 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.alter_column(
+        "profiles",
+        "accepted_tos_version",
+        type_=sa.Integer(),
+        existing_type=sa.Double(),
+        postgresql_using="accepted_tos_version::integer",
+    )
     op.alter_column(
         "service_preferences",
         "can_access_message_read_status",
