@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import httpx
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
+from civio.core.config import Settings
 from tests.e2e.conftest import LiveServer
 
 ALL_GROUPS = [
@@ -57,7 +60,7 @@ def io_schema() -> schemathesis.BaseSchema:
     return schemathesis.openapi.from_path(str(IO_SPEC)).include(operation_id=list(IMPLEMENTED))
 
 
-FUZZ = settings(
+FUZZ = hypothesis_settings(
     max_examples=40,
     deadline=None,
     suppress_health_check=list(HealthCheck),
@@ -70,6 +73,9 @@ def fuzz(
     live_server: LiveServer,
     key: str,
     checks: list[schemathesis.CheckFunction],
+    *,
+    prefix: str = "/api/v1",
+    headers: dict[str, str] | None = None,
 ) -> list[str]:
     """Run hypothesis over every operation of ``schema``; return the operations fuzzed."""
     fuzzed = []
@@ -80,8 +86,8 @@ def fuzz(
         @FUZZ
         def call(case: schemathesis.Case) -> None:
             case.call_and_validate(
-                base_url=f"{live_server.url}/api/v1",
-                headers={"Ocp-Apim-Subscription-Key": key},
+                base_url=f"{live_server.url}{prefix}",
+                headers=headers or {"Ocp-Apim-Subscription-Key": key},
                 checks=checks,
             )
 
@@ -104,3 +110,23 @@ def test_ios_own_spec_finds_no_server_error_and_conforming_bodies(
         io_schema, live_server, fuzz_key, [not_a_server_error, response_schema_conformance]
     )
     assert len(fuzzed) == len(IMPLEMENTED)
+
+
+def test_identity_surface_finds_no_server_error(
+    live_server: LiveServer, settings: Settings
+) -> None:
+    login = httpx.post(
+        f"{live_server.url}/api/auth/v1/test-login",
+        json={"username": "FZZFZZ80A01H501Z", "password": settings.test_login_password},
+    )
+    token = login.json()["token"]
+    schema = schemathesis.openapi.from_url(f"{live_server.url}/api/identity/v1/openapi.json")
+    fuzzed = fuzz(
+        schema,
+        live_server,
+        "",
+        [not_a_server_error],
+        prefix="/api/identity/v1",
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert len(fuzzed) >= 4
