@@ -31,6 +31,7 @@ from civio.core.problems import (
 from civio.core.queue import Worker
 from civio.core.runtime import Runtime
 from civio.messages import pipeline as _pipeline  # noqa: F401 - registers the job handlers
+from civio.messages.routes_citizen import router as messages_citizen
 from civio.messages.routes_pa import router as messages_pa
 from civio.ops.health import router as ops_router
 from civio.ops.metrics import MetricsMiddleware
@@ -50,6 +51,7 @@ SURFACES = {
     PA_PREFIX: "PA API",
     "/api/auth/v1": "citizen auth API",
     "/api/identity/v1": "citizen identity API",
+    "/api/communication/v1": "citizen communication API",
     "/api/catalog/v1": "catalogue API",
     ADMIN_PREFIX: "admin API",
 }
@@ -132,6 +134,7 @@ def create_app(
     app.include_router(profiles_citizen)
     app.include_router(profiles_email)
     app.include_router(catalog_public)
+    app.include_router(messages_citizen)
     app.include_router(ops_router)
 
     documents: dict[str, dict[str, Any]] = {}

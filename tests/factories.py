@@ -14,6 +14,8 @@ from civio.core.runtime import Runtime
 from civio.messages.models import Message
 from civio.profiles.service import create_citizen
 from civio.services import service as services
+from civio.services.gateway import Caller, CallerService
+from civio.services.models import Owner, Service
 from civio.services.schemas import ServiceCreate, ServiceMetadata
 
 _OMOCODE_DIGITS = string.digits
@@ -123,6 +125,14 @@ class Factory:
                 blocked_services=block or [],
             )
         return fc
+
+    async def caller(self, sender: Sender) -> Caller:
+        """The gateway's view of a sender, for calling domain services directly."""
+        async with self.runtime.sessions() as session:
+            service = await session.get(Service, sender.service_id)
+            assert service is not None
+            owner = await session.get_one(Owner, service.owner_id)
+            return Caller(CallerService.of(service, owner), client_ip=None)
 
     async def drain(self) -> None:
         """Run the real worker until no job is runnable."""

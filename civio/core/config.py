@@ -86,6 +86,10 @@ class Settings(BaseSettings):
     email_validation_confirm_url: str = "/email-confirm.html"
     email_validation_callback_url: str = "/email-validated.html"
 
+    # read_status for ADVANCED messages is UNAVAILABLE for app versions below this (unset:
+    # no check, since web readers have no app version).
+    min_app_version_with_read_auth: str = ""
+
     log_level: str = "INFO"
     log_json: bool = True
 

@@ -11,8 +11,11 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     Text,
+    false,
     func,
+    text,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column
 
 from civio.core.db import Base
@@ -26,7 +29,24 @@ class Message(Base):
     """
 
     __tablename__ = "messages"
-    __table_args__ = (Index("ix_messages_sender_service_id_created_at", "sender_service_id", "id"),)
+    __table_args__ = (
+        Index("ix_messages_sender_service_id_created_at", "sender_service_id", "id"),
+        # The inbox: one backward range scan per page, whatever the inbox size.
+        Index(
+            "ix_messages_inbox",
+            "fiscal_code",
+            "is_archived",
+            "id",
+            postgresql_where=text("status = 'PROCESSED'"),
+        ),
+        # Search: keyed per-citizen token hashes (no plaintext in the index).
+        Index(
+            "ix_messages_search_tokens",
+            "search_tokens",
+            postgresql_using="gin",
+            postgresql_where=text("status = 'PROCESSED'"),
+        ),
+    )
 
     fiscal_code: Mapped[str] = mapped_column(Text, primary_key=True)
     id: Mapped[str] = mapped_column(Text, primary_key=True)
@@ -43,6 +63,27 @@ class Message(Base):
     # NULL once REJECTED: IO never keeps the content of a rejected message.
     content_ciphertext: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     status_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    # The citizen's side of the message.
+    is_read: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    is_archived: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Encrypted {title, category, has_attachments, has_precondition}: what a list item shows,
+    # without decrypting the whole content.
+    summary_ciphertext: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    search_tokens: Mapped[list[int] | None] = mapped_column(ARRAY(BigInteger), nullable=True)
+
+
+class MessageReadingChange(Base):
+    """Every read/archive change the citizen made, in order (IO keeps each as a version)."""
+
+    __tablename__ = "message_reading_changes"
+    __table_args__ = (Index("ix_message_reading_changes_message", "fiscal_code", "message_id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    fiscal_code: Mapped[str] = mapped_column(Text)
+    message_id: Mapped[str] = mapped_column(Text)
+    is_read: Mapped[bool] = mapped_column(Boolean)
+    is_archived: Mapped[bool] = mapped_column(Boolean)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
 class MessageStatusChange(Base):

@@ -13,15 +13,20 @@ import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
 import structlog
 from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from civio.core.crypto import log_ref
+from civio.core.crypto import log_ref, open_sealed, seal
 from civio.core.db import transaction
+from civio.core.keys import data_key_for
 from civio.core.queue import enqueue, task
 from civio.core.runtime import Runtime
 from civio.messages.models import Message, MessageStatusChange
-from civio.messages.service import PROCESS_TASK
+from civio.messages.search import search_key, tokens_for
+from civio.messages.service import PROCESS_TASK, content_aad, summary_aad
+from civio.messages.summary import summary_of
 from civio.ops.metrics import MESSAGES_PROCESSED
 from civio.profiles.service import reachability
 from civio.services.models import Service
@@ -73,6 +78,8 @@ async def process_message(runtime: Runtime, message_id: str, fiscal_code: str) -
         message.status_at = datetime.now(UTC)
         if status == "REJECTED":
             message.content_ciphertext = None  # IO never stores a rejected message's content
+        else:
+            await _prepare_for_inbox(runtime, session, message, service)
         session.add(MessageStatusChange(message_id=message_id, status=status))
     MESSAGES_PROCESSED.labels(status).inc()
     log.info(
@@ -83,6 +90,24 @@ async def process_message(runtime: Runtime, message_id: str, fiscal_code: str) -
         reason=reason,
     )
     return status
+
+
+async def _prepare_for_inbox(
+    runtime: Runtime, session: AsyncSession, message: Message, service: Service
+) -> None:
+    """Summary and search tokens, so listing and searching never decrypt whole contents."""
+    assert message.content_ciphertext is not None
+    data_key = await data_key_for(session, runtime.keyring, message.fiscal_code)
+    content = orjson.loads(
+        open_sealed(data_key, message.content_ciphertext, content_aad(message.id).encode())
+    )
+    message.summary_ciphertext = seal(
+        data_key, orjson.dumps(summary_of(content)), summary_aad(message.id).encode()
+    )
+    message.search_tokens = tokens_for(
+        search_key(data_key),
+        [content["subject"], content["markdown"], service.service_name, service.organization_name],
+    )
 
 
 def backoff_seconds(attempt: int) -> float:

@@ -111,3 +111,4 @@ class ExternalMessage(BaseModel):
 class ExternalMessageResponseWithContent(BaseModel):
     message: ExternalMessage
     status: MessageStatusValue
+    read_status: Literal["UNAVAILABLE", "UNREAD", "READ"] | None = None

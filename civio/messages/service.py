@@ -7,6 +7,7 @@ from typing import Any
 
 import orjson
 from sqlalchemy import insert, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from civio.core.db import transaction
 from civio.core.ids import new_ulid
@@ -18,6 +19,7 @@ from civio.core.types import format_timestamp
 from civio.messages.models import Message
 from civio.messages.schemas import NewMessage
 from civio.ops.metrics import MESSAGES_ACCEPTED
+from civio.profiles.models import Profile, ServicePreference
 from civio.services.gateway import Caller, can_write_to, check_cidr
 
 PROCESS_TASK = "messages.process"
@@ -25,6 +27,10 @@ PROCESS_TASK = "messages.process"
 
 def content_aad(message_id: str) -> str:
     return f"message:{message_id}"
+
+
+def summary_aad(message_id: str) -> str:
+    return f"message-summary:{message_id}"
 
 
 def check_body_permissions(caller: Caller, message: NewMessage) -> None:
@@ -179,4 +185,41 @@ async def read_message(
                 content_aad(message.id),
             )
             body["content"] = orjson.loads(plaintext)
-        return {"message": body, "status": message.status}
+        response: dict[str, Any] = {"message": body, "status": message.status}
+        if (
+            message.feature_level_type == "ADVANCED"
+            and message.status == "PROCESSED"
+            and caller.service.has("ApiMessageReadAdvanced")
+        ):
+            response["read_status"] = await read_status_of(
+                session, runtime.settings.min_app_version_with_read_auth, message
+            )
+        return response
+
+
+def _version_tuple(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in version.split("."))
+
+
+async def read_status_of(session: AsyncSession, min_app_version: str, message: Message) -> str:
+    """READ/UNREAD, or UNAVAILABLE when the citizen denied it to this service or their app is
+    too old (or unknown) to ask them."""
+    profile = await session.get(Profile, message.fiscal_code)
+    if profile is None:
+        return "UNAVAILABLE"
+    if min_app_version and (
+        profile.last_app_version is None
+        or _version_tuple(profile.last_app_version) < _version_tuple(min_app_version)
+    ):
+        return "UNAVAILABLE"
+    preference = await session.get(
+        ServicePreference,
+        (
+            message.fiscal_code,
+            message.sender_service_id,
+            profile.service_preferences_settings_version,
+        ),
+    )
+    if preference is not None and preference.can_access_message_read_status is False:
+        return "UNAVAILABLE"
+    return "READ" if message.is_read else "UNREAD"
