@@ -71,6 +71,11 @@ def _surface_openapi(app: FastAPI, prefix: str, title: str) -> dict[str, Any]:
         for path, item in full.get("paths", {}).items()
         if path.startswith(prefix + "/")
     }
+    for item in document["paths"].values():
+        for operation in item.values():
+            # civio answers validation failures with 400 problems (as IO), never 422.
+            operation.get("responses", {}).pop("422", None)
+    _keep_referenced_schemas(document)
     document["servers"] = [{"url": prefix}]
     if prefix == PA_PREFIX:
         document.setdefault("components", {}).setdefault("securitySchemes", {})[
@@ -78,6 +83,27 @@ def _surface_openapi(app: FastAPI, prefix: str, title: str) -> dict[str, Any]:
         ] = {"type": "apiKey", "name": "Ocp-Apim-Subscription-Key", "in": "header"}
         document["security"] = [{"SubscriptionKey": []}]
     return document
+
+
+def _keep_referenced_schemas(document: dict[str, Any]) -> None:
+    """Drop component schemas this surface never references (other surfaces' models)."""
+    schemas: dict[str, Any] = document.get("components", {}).get("schemas", {})
+    keep: set[str] = set()
+    pending = [document["paths"]]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/components/schemas/"):
+                name = ref.rsplit("/", 1)[1]
+                if name not in keep and name in schemas:
+                    keep.add(name)
+                    pending.append(schemas[name])
+            pending.extend(node.values())
+        elif isinstance(node, list):
+            pending.extend(node)
+    if schemas:
+        document["components"]["schemas"] = {k: v for k, v in schemas.items() if k in keep}
 
 
 def create_app(
