@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import civio
+from civio import jobs as _jobs  # noqa: F401 - registers every job handler
 from civio.auth.routes_citizen import router as auth_citizen
 from civio.auth.routes_oidc import router as auth_oidc
 from civio.catalog.routes_public import router as catalog_public
@@ -30,7 +31,6 @@ from civio.core.problems import (
 )
 from civio.core.queue import Worker
 from civio.core.runtime import Runtime
-from civio.messages import pipeline as _pipeline  # noqa: F401 - registers the job handlers
 from civio.messages.routes_citizen import router as messages_citizen
 from civio.messages.routes_pa import router as messages_pa
 from civio.ops.health import router as ops_router

@@ -112,8 +112,8 @@ def serve(
 @app.command("worker")
 def worker(database_url: DatabaseUrlOption = None, data_dir: DataDirOption = None) -> None:
     """Run the job worker alone (scale out with more of these)."""
+    from civio import jobs  # noqa: F401 - registers every job handler
     from civio.core.queue import Worker
-    from civio.messages import pipeline  # noqa: F401 - registers handlers
 
     settings = settings_with(database_url, data_dir)
     configure_logging(settings.log_level, json=settings.log_json)

@@ -6,12 +6,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from civio.core.runtime import Runtime
 from civio.profiles.citizen_profile import EmailChangedHook
+from civio.profiles.email_validation import start_email_validation
 from civio.profiles.models import Profile
 
 
-def email_changed_hook(runtime: Runtime) -> EmailChangedHook:
+def email_changed_hook(runtime: Runtime, name: str | None) -> EmailChangedHook:
+    """A new address starts its validation inside the update's own transaction."""
+
     async def start(session: AsyncSession, profile: Profile) -> None:
-        # Filled in when the email-validation process lands (civio.profiles.email_validation).
-        return None
+        await start_email_validation(session, runtime, profile, name=name)
 
     return start

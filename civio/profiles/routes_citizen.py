@@ -59,7 +59,7 @@ async def update_profile(
             runtime.keyring,
             citizen.fiscal_code,
             body,
-            on_email_changed=email_changed_hook(runtime),
+            on_email_changed=email_changed_hook(runtime, citizen.identity.name),
         )
         return await citizen_profile.initialized_profile(
             session, runtime.keyring, citizen, outcome.profile

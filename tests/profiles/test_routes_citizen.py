@@ -359,3 +359,19 @@ async def test_preference_changes_feed_the_subscriptions_feed(
             )
         ).all()
     assert [tuple(e) for e in events] == [(None, True), (sender.service_id, False)]
+
+
+async def test_changing_the_email_mails_a_validation_link(
+    client: httpx.AsyncClient, settings: Settings, factory: Factory
+) -> None:
+    import mailbox
+
+    _, headers = await login(client, settings)
+    marker = f"new.address.{id(headers)}@example.org"
+    response = await update(client, headers, email=marker)
+    assert response.status_code == 200
+    await factory.drain()
+    maildir = mailbox.Maildir(settings.data_dir / "mail", create=False)
+    sent = [m for m in maildir if m["To"] == marker]
+    assert len(sent) == 1
+    assert "/validate-profile-email?token=" in sent[0].as_string()

@@ -1,0 +1,7 @@
+"""Every job handler, registered by importing its module: the API (embedded worker) and
+``civio worker`` import this one module, so neither can miss a task."""
+
+from __future__ import annotations
+
+from civio.messages import pipeline as _pipeline  # noqa: F401
+from civio.profiles import email_validation as _email_validation  # noqa: F401
