@@ -86,6 +86,10 @@ class Settings(BaseSettings):
     email_validation_confirm_url: str = "/email-confirm.html"
     email_validation_callback_url: str = "/email-validated.html"
 
+    # Notification retries: exponential from this base, capped, until the message's TTL.
+    notification_retry_base_seconds: float = 5.0
+    notification_retry_max_seconds: float = 600.0
+
     # read_status for ADVANCED messages is UNAVAILABLE for app versions below this (unset:
     # no check, since web readers have no app version).
     min_app_version_with_read_auth: str = ""

@@ -18,6 +18,7 @@ import structlog
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from civio.callbacks.service import emit
 from civio.core.crypto import log_ref, open_sealed, seal
 from civio.core.db import transaction
 from civio.core.keys import data_key_for
@@ -27,6 +28,7 @@ from civio.messages.models import Message, MessageStatusChange
 from civio.messages.search import search_key, tokens_for
 from civio.messages.service import PROCESS_TASK, content_aad, summary_aad
 from civio.messages.summary import summary_of
+from civio.notifications.service import plan_notification
 from civio.ops.metrics import MESSAGES_PROCESSED
 from civio.profiles.service import reachability
 from civio.services.models import Service
@@ -79,8 +81,25 @@ async def process_message(runtime: Runtime, message_id: str, fiscal_code: str) -
         if status == "REJECTED":
             message.content_ciphertext = None  # IO never stores a rejected message's content
         else:
-            await _prepare_for_inbox(runtime, session, message, service)
+            assert profile is not None
+            content = await _prepare_for_inbox(runtime, session, message, service)
+            await plan_notification(
+                session,
+                message,
+                service,
+                profile,
+                reach.blocked,
+                content,
+                sandbox_fiscal_code=settings.sandbox_fiscal_code,
+            )
         session.add(MessageStatusChange(message_id=message_id, status=status))
+        await emit(
+            session,
+            service_id=message.sender_service_id,
+            message_id=message_id,
+            event="message.status",
+            data={"status": status},
+        )
     MESSAGES_PROCESSED.labels(status).inc()
     log.info(
         "messages.process.done",
@@ -94,7 +113,7 @@ async def process_message(runtime: Runtime, message_id: str, fiscal_code: str) -
 
 async def _prepare_for_inbox(
     runtime: Runtime, session: AsyncSession, message: Message, service: Service
-) -> None:
+) -> dict[str, Any]:
     """Summary and search tokens, so listing and searching never decrypt whole contents."""
     assert message.content_ciphertext is not None
     data_key = await data_key_for(session, runtime.keyring, message.fiscal_code)
@@ -108,6 +127,7 @@ async def _prepare_for_inbox(
         search_key(data_key),
         [content["subject"], content["markdown"], service.service_name, service.organization_name],
     )
+    return content  # type: ignore[no-any-return]
 
 
 def backoff_seconds(attempt: int) -> float:
@@ -138,6 +158,19 @@ async def _retry_or_fail(
                 .values(status="FAILED", status_at=datetime.now(UTC))
             )
             session.add(MessageStatusChange(message_id=message_id, status="FAILED"))
+            await emit(
+                session,
+                service_id=str(
+                    await session.scalar(
+                        select(Message.sender_service_id).where(
+                            Message.fiscal_code == fiscal_code, Message.id == message_id
+                        )
+                    )
+                ),
+                message_id=message_id,
+                event="message.status",
+                data={"status": "FAILED"},
+            )
             MESSAGES_PROCESSED.labels("FAILED").inc()
             log.error(
                 "messages.process.failed",

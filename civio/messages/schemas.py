@@ -108,7 +108,16 @@ class ExternalMessage(BaseModel):
     feature_level_type: FeatureLevelType
 
 
+ChannelStatus = Literal["SENT", "THROTTLED", "EXPIRED", "FAILED"]
+
+
+class NotificationStatus(BaseModel):
+    email: ChannelStatus | None = None
+    webhook: ChannelStatus | None = None
+
+
 class ExternalMessageResponseWithContent(BaseModel):
     message: ExternalMessage
     status: MessageStatusValue
+    notification: NotificationStatus | None = None
     read_status: Literal["UNAVAILABLE", "UNREAD", "READ"] | None = None

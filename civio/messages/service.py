@@ -9,6 +9,7 @@ import orjson
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from civio.callbacks.service import emit
 from civio.core.db import transaction
 from civio.core.ids import new_ulid
 from civio.core.keys import decrypt_for, encrypt_for
@@ -18,6 +19,7 @@ from civio.core.runtime import Runtime
 from civio.core.types import format_timestamp
 from civio.messages.models import Message
 from civio.messages.schemas import NewMessage
+from civio.notifications.service import channel_statuses
 from civio.ops.metrics import MESSAGES_ACCEPTED
 from civio.profiles.models import Profile, ServicePreference
 from civio.services.gateway import Caller, can_write_to, check_cidr
@@ -144,6 +146,13 @@ async def accept_message(
             )
         )
         await enqueue(session, PROCESS_TASK, {"id": message_id, "fiscal_code": fiscal_code})
+        await emit(
+            session,
+            service_id=caller.service.service_id,
+            message_id=message_id,
+            event="message.status",
+            data={"status": "ACCEPTED"},
+        )
     MESSAGES_ACCEPTED.inc()
     return fiscal_code, message_id
 
@@ -186,6 +195,9 @@ async def read_message(
             )
             body["content"] = orjson.loads(plaintext)
         response: dict[str, Any] = {"message": body, "status": message.status}
+        notification = await channel_statuses(session, message.id)
+        if notification:
+            response["notification"] = notification
         if (
             message.feature_level_type == "ADVANCED"
             and message.status == "PROCESSED"

@@ -10,9 +10,11 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from civio.auth import models as _auth  # noqa: F401 - models register their tables
+from civio.callbacks import models as _callbacks  # noqa: F401
 from civio.core.db import Base, sqlalchemy_url
 from civio.core.keys import DataKey  # noqa: F401
 from civio.messages import models as _messages  # noqa: F401
+from civio.notifications import models as _notifications  # noqa: F401
 from civio.profiles import models as _profiles  # noqa: F401
 from civio.services import models as _services  # noqa: F401
 

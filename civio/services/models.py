@@ -50,6 +50,10 @@ class Service(Base):
     # Subscription keys are stored only as SHA-256 digests (they are 256-bit random).
     primary_key_hash: Mapped[bytes] = mapped_column(LargeBinary, unique=True)
     secondary_key_hash: Mapped[bytes] = mapped_column(LargeBinary, unique=True)
+    # Sender callbacks (beyond IO): where status events are POSTed, and the HMAC secret that
+    # signs them (encrypted under a master-derived key: it must be usable, so not hashed).
+    callback_url: Mapped[str | None] = mapped_column(Text, nullable=True)
+    callback_secret_ciphertext: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()

@@ -1,0 +1,1 @@
+"""Signed HTTP callbacks to senders on every message and notification status change."""

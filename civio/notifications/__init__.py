@@ -1,0 +1,1 @@
+"""Alerts for new messages: the channel decision, email and push delivery, and their records."""
