@@ -33,6 +33,7 @@ from civio.core.queue import Worker
 from civio.core.runtime import Runtime
 from civio.messages.routes_citizen import router as messages_citizen
 from civio.messages.routes_pa import router as messages_pa
+from civio.notifications.routes_citizen import router as notifications_citizen
 from civio.ops.health import router as ops_router
 from civio.ops.metrics import MetricsMiddleware
 from civio.profiles.routes_citizen import router as profiles_citizen
@@ -161,6 +162,7 @@ def create_app(
     app.include_router(profiles_email)
     app.include_router(catalog_public)
     app.include_router(messages_citizen)
+    app.include_router(notifications_citizen)
     app.include_router(ops_router)
 
     documents: dict[str, dict[str, Any]] = {}
