@@ -21,13 +21,17 @@ from __future__ import annotations
 
 import asyncio
 import mailbox
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid, parseaddr
+from functools import cache
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import aiosmtplib
+import jinja2
 import structlog
 
 from civio.core.config import Settings
@@ -177,3 +181,63 @@ def _store_in_maildir(path: Path, message: EmailMessage) -> None:
     # Maildir writes into tmp/ and renames into new/, so a reader never sees half a file.
     box = mailbox.Maildir(path, create=True)
     box.add(message)
+
+
+# --- composing: templated, multilingual, text + HTML ---------------------------------------
+
+MAIL_LANGUAGES = {"it_IT": "it", "en_GB": "en", "de_DE": "de"}
+DEFAULT_MAIL_LANGUAGE = "it"
+
+
+def mail_language(preferred_languages: Sequence[str]) -> str:
+    """The first of the citizen's languages civio writes mail in; Italian otherwise."""
+    for code in preferred_languages:
+        if code in MAIL_LANGUAGES:
+            return MAIL_LANGUAGES[code]
+    return DEFAULT_MAIL_LANGUAGE
+
+
+@cache
+def template_environment(package: str) -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader(package, "templates"),
+        autoescape=jinja2.select_autoescape(enabled_extensions=("html",)),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+
+
+def compose_mail(
+    settings: Settings,
+    *,
+    package: str,
+    template: str,
+    lang: str,
+    to: str,
+    context: dict[str, Any],
+    subject: str | None = None,
+) -> EmailMessage:
+    """A mail from ``<template>/<lang>.txt`` and ``.html`` in ``package``'s templates.
+
+    The subject is the given one, or the one the language's ``.txt`` template sets
+    (``{% set subject = … %}``), so each language's wording lives in its own files.
+    """
+    environment = template_environment(package)
+    context = {**context, "lang": lang}
+    text_module = environment.get_template(f"{template}/{lang}.txt").make_module(context)
+    chosen = subject if subject is not None else str(getattr(text_module, "subject"))  # noqa: B009
+    html = environment.get_template(f"{template}/{lang}.html").render(
+        {**context, "subject": chosen}
+    )
+    message = EmailMessage()
+    message["Subject"] = chosen
+    message["From"] = settings.mail_from
+    message["To"] = to
+    message["Auto-Submitted"] = "auto-generated"
+    message.set_content(str(text_module))
+    message.add_alternative(html, subtype="html")
+    # After the body: set_content() drops every Content-* header set before it.
+    message["Content-Language"] = lang
+    return message

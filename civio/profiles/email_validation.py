@@ -31,11 +31,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from enum import StrEnum
-from functools import cache
 from typing import Any
 from urllib.parse import quote
 
-import jinja2
 import orjson
 import structlog
 from sqlalchemy import delete, func, select
@@ -46,7 +44,7 @@ from civio.core.crypto import CryptoError, KeyRing, log_ref
 from civio.core.db import transaction
 from civio.core.ids import new_ulid
 from civio.core.keys import decrypt_for, encrypt_for
-from civio.core.mail import MailDeliveryError, send_mail
+from civio.core.mail import MailDeliveryError, compose_mail, mail_language, send_mail
 from civio.core.problems import Problem
 from civio.core.queue import enqueue, task
 from civio.core.runtime import Runtime
@@ -61,8 +59,6 @@ TOKEN_RE = re.compile(TOKEN_PATTERN)
 VALIDATOR_BYTES = 12
 VALIDATION_PATH = "/validate-profile-email"
 # Mail languages by IO's preferred_languages codes; the first one supported wins.
-MAIL_LANGUAGES = {"it_IT": "it", "en_GB": "en", "de_DE": "de"}
-DEFAULT_MAIL_LANGUAGE = "it"
 # IO's activity retry policy for the mail: 10 attempts, 5 s first interval, backoff factor 1.5.
 MAX_SEND_ATTEMPTS = 10
 FIRST_RETRY_SECONDS = 5.0
@@ -164,27 +160,8 @@ async def start_email_validation(
 # --- the mail ------------------------------------------------------------------------------
 
 
-def mail_language(preferred_languages: Sequence[str]) -> str:
-    for code in preferred_languages:
-        if code in MAIL_LANGUAGES:
-            return MAIL_LANGUAGES[code]
-    return DEFAULT_MAIL_LANGUAGE
-
-
 def validation_link(settings: Settings, token: str) -> str:
     return f"{settings.public_url.rstrip('/')}{VALIDATION_PATH}?token={quote(token, safe=':')}"
-
-
-@cache
-def _templates() -> jinja2.Environment:
-    return jinja2.Environment(
-        loader=jinja2.PackageLoader("civio.profiles", "templates"),
-        autoescape=jinja2.select_autoescape(enabled_extensions=("html",)),
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-    )
 
 
 def build_validation_email(
@@ -200,24 +177,14 @@ def build_validation_email(
     The subject is set in the language's ``.txt`` template, so each language's wording
     lives in its own template files.
     """
-    lang = mail_language(preferred_languages)
-    context: dict[str, Any] = {"name": name, "link": validation_link(settings, token), "lang": lang}
-    environment = _templates()
-    text_module = environment.get_template(f"email_validation/{lang}.txt").make_module(context)
-    subject = str(getattr(text_module, "subject"))  # noqa: B009 - set by the template
-    html = environment.get_template(f"email_validation/{lang}.html").render(
-        {**context, "subject": subject}
+    return compose_mail(
+        settings,
+        package="civio.profiles",
+        template="email_validation",
+        lang=mail_language(preferred_languages),
+        to=email,
+        context={"name": name, "link": validation_link(settings, token)},
     )
-    message = EmailMessage()
-    message["Subject"] = subject
-    message["From"] = settings.mail_from
-    message["To"] = email
-    message["Auto-Submitted"] = "auto-generated"
-    message.set_content(str(text_module))
-    message.add_alternative(html, subtype="html")
-    # After the body: set_content() drops every Content-* header set before it.
-    message["Content-Language"] = lang
-    return message
 
 
 @task(SEND_TASK)
