@@ -226,6 +226,8 @@ def compose_mail(
     """
     environment = template_environment(package)
     context = {**context, "lang": lang}
+    if subject is not None:
+        context["subject"] = subject
     text_module = environment.get_template(f"{template}/{lang}.txt").make_module(context)
     chosen = subject if subject is not None else str(getattr(text_module, "subject"))  # noqa: B009
     html = environment.get_template(f"{template}/{lang}.html").render(

@@ -9,6 +9,7 @@ and must be idempotent (delivery is at-least-once: a worker killed mid-job leave
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -18,10 +19,13 @@ import asyncpg
 import orjson
 import structlog
 from pgqueuer import AsyncpgDriver, Queries, QueueManager
+from pgqueuer.adapters.persistence.qb import QueryBuilderEnvironment
 from pgqueuer.models import Job
 from pgqueuer.types import QueueExecutionMode
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from civio.core.config import Settings
 from civio.core.db import asyncpg_dsn
 from civio.core.runtime import Runtime
 
@@ -55,6 +59,39 @@ def registered_tasks() -> dict[str, TaskSpec]:
     return dict(_registry)
 
 
+PeriodicHandler = Callable[["Runtime"], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class PeriodicSpec:
+    name: str
+    handler: PeriodicHandler
+    every: Callable[[Settings], float]
+
+
+_periodic: dict[str, PeriodicSpec] = {}
+
+
+def periodic(
+    name: str, every: Callable[[Settings], float]
+) -> Callable[[PeriodicHandler], PeriodicHandler]:
+    """Register a housekeeping function that every continuous worker runs at start and then
+    every ``every(settings)`` seconds. It must be cheap and safe to run concurrently on many
+    workers (typically: find stranded work and enqueue it with a dedupe key)."""
+
+    def register(handler: PeriodicHandler) -> PeriodicHandler:
+        if name in _periodic and _periodic[name].handler is not handler:
+            raise RuntimeError(f"periodic {name!r} registered twice")
+        _periodic[name] = PeriodicSpec(name, handler, every)
+        return handler
+
+    return register
+
+
+def registered_periodic() -> dict[str, PeriodicSpec]:
+    return dict(_periodic)
+
+
 async def raw_connection(session: AsyncSession) -> asyncpg.Connection:
     connection = await session.connection()
     raw = await connection.get_raw_connection()
@@ -67,10 +104,38 @@ async def enqueue(
     payload: dict[str, Any],
     *,
     delay: timedelta | None = None,
-) -> None:
-    """Write a job in the session's current transaction."""
+    dedupe_key: str | None = None,
+) -> bool:
+    """Write a job in the session's current transaction.
+
+    With ``dedupe_key`` the job is skipped (returns False) while another job with that key is
+    queued or running: pgqueuer's unique index covers both states.
+    """
     queries = Queries(AsyncpgDriver(await raw_connection(session)))
-    await queries.enqueue(name, orjson.dumps(payload), 0, delay)
+    if dedupe_key is None:
+        await queries.enqueue(name, orjson.dumps(payload), 0, delay)
+        return True
+    ids = await queries.enqueue(
+        name, orjson.dumps(payload), 0, delay, dedupe_key, on_conflict="skip"
+    )
+    return ids[0] is not None
+
+
+async def release_dedupe_key(session: AsyncSession, dedupe_key: str) -> None:
+    """Let a new job take ``dedupe_key`` while the running job that holds it finishes.
+
+    pgqueuer keeps the key of a *picked* job until the handler returns and the completion is
+    flushed, so a job that has decided it is done would otherwise swallow the enqueues made
+    in that window. Called by the running job, in its final transaction.
+    """
+    table = QueryBuilderEnvironment().settings.queue_table
+    await session.execute(
+        text(
+            f"UPDATE {table} SET dedupe_key = NULL "  # noqa: S608 - pgqueuer's own table name
+            "WHERE dedupe_key = :key AND status = 'picked'"
+        ),
+        {"key": dedupe_key},
+    )
 
 
 async def enqueue_many(session: AsyncSession, name: str, payloads: list[dict[str, Any]]) -> None:
@@ -105,21 +170,66 @@ class Worker:
             if self._stopping.is_set():
                 return
             log.info("worker.started", tasks=sorted(registered_tasks()))
-            await manager.run(
-                batch_size=self._batch_size,
-                max_concurrent_tasks=self._concurrency,
-                heartbeat_timeout=self._heartbeat_timeout,
-                dequeue_timeout=timedelta(seconds=5),
-                mode=QueueExecutionMode.drain if drain else QueueExecutionMode.continuous,
+            # Housekeeping runs only in continuous workers: a drain must be able to end.
+            # pgqueuer's own drain mode also waits for jobs deferred into the future (retry
+            # backoffs); ours stops as soon as nothing is runnable now.
+            side = (
+                asyncio.create_task(self._stop_when_idle(manager))
+                if drain
+                else asyncio.create_task(_run_periodic(self._runtime))
             )
+            try:
+                await manager.run(
+                    batch_size=self._batch_size,
+                    max_concurrent_tasks=self._concurrency,
+                    heartbeat_timeout=self._heartbeat_timeout,
+                    dequeue_timeout=timedelta(seconds=0.2 if drain else 5),
+                    mode=QueueExecutionMode.continuous,
+                )
+            finally:
+                side.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await side
         finally:
             await connection.close()
             log.info("worker.stopped")
+
+    async def _stop_when_idle(self, manager: QueueManager) -> None:
+        table = QueryBuilderEnvironment().settings.queue_table
+        query = text(
+            f"SELECT count(*) FROM {table} "  # noqa: S608 - pgqueuer's own table name
+            "WHERE entrypoint = ANY(:names) AND ((status = 'queued' AND execute_after <= now()) "
+            "OR (status = 'picked' AND queue_manager_id = :manager))"
+        )
+        names = list(registered_tasks())
+        idle_checks = 0
+        while idle_checks < 2:
+            await asyncio.sleep(0.05)
+            async with self._runtime.engine.connect() as connection:
+                pending = await connection.scalar(
+                    query, {"names": names, "manager": manager.queue_manager_id}
+                )
+            idle_checks = idle_checks + 1 if not pending else 0
+        manager.shutdown.set()
 
     def stop(self) -> None:
         self._stopping.set()
         if self._manager is not None:
             self._manager.shutdown.set()
+
+
+async def _run_periodic(runtime: Runtime) -> None:
+    async def loop(spec: PeriodicSpec) -> None:
+        while True:
+            try:
+                await spec.handler(runtime)
+            except Exception as exc:  # housekeeping must never stop the worker
+                log.warning("worker.periodic.failed", periodic=spec.name, error=type(exc).__name__)
+            await asyncio.sleep(max(spec.every(runtime.settings), 0.1))
+
+    specs = registered_periodic().values()
+    if specs:
+        await asyncio.gather(*(loop(spec) for spec in specs))
 
 
 def _adapt(runtime: Runtime, spec: TaskSpec) -> Callable[[Job], Awaitable[None]]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from sqlalchemy import insert, select, update
+from sqlalchemy import ColumnElement, insert, literal_column, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from civio.core.crypto import KeyRing, open_sealed
@@ -46,6 +46,13 @@ _COLUMNS = (
 )
 
 
+# A literal, not a bind parameter: the partial indexes are declared WHERE status =
+# 'PROCESSED', and PostgreSQL's cached generic plans (used after five executions on a
+# pooled connection) can only match that predicate against a constant. With a parameter,
+# searches fell back to scanning the citizen's whole inbox (bench/inbox.py: 50 ms → 1-8 ms).
+PROCESSED: ColumnElement[str] = literal_column("'PROCESSED'")
+
+
 def message_not_found() -> Problem:
     return Problem(404, "Message not found", "The message that you requested was not found.")
 
@@ -54,7 +61,7 @@ def _base(fiscal_code: str) -> Any:  # a Select over _COLUMNS
     return (
         select(*_COLUMNS)
         .outerjoin(Service, Service.service_id == Message.sender_service_id)
-        .where(Message.fiscal_code == fiscal_code, Message.status == "PROCESSED")
+        .where(Message.fiscal_code == fiscal_code, Message.status == PROCESSED)
     )
 
 
@@ -110,7 +117,7 @@ async def list_messages(
     minimum_id: str | None,
     query: str | None,
 ) -> InboxPage:
-    stmt = _base(fiscal_code).where(Message.is_archived.is_(archived))
+    stmt = _base(fiscal_code).where(Message.is_archived == archived)
     if maximum_id is not None:
         stmt = stmt.where(Message.id < maximum_id.upper())
     if minimum_id is not None:
@@ -160,7 +167,7 @@ async def change_status(
         .where(
             Message.fiscal_code == fiscal_code,
             Message.id == message_id.upper(),
-            Message.status == "PROCESSED",
+            Message.status == PROCESSED,
         )
         .with_for_update()
     )

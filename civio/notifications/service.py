@@ -169,6 +169,12 @@ async def run_delivery(
         outcome, error = "FAILED", str(exc)[:500]
     except Exception as exc:  # anything else is worth another try
         outcome, error = "THROTTLED", f"{type(exc).__name__}: {exc}"[:500]
+        log.warning(
+            "notifications.delivery.error",
+            notification_id=notification_id,
+            channel=channel,
+            error=type(exc).__name__,
+        )
     async with transaction(runtime.sessions) as session:
         row = await session.get(
             NotificationChannel, (notification_id, channel), with_for_update=True

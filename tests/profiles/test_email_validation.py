@@ -36,8 +36,8 @@ from civio.profiles.email_validation import (
 )
 from civio.profiles.models import EmailValidationToken, Profile
 from civio.profiles.service import set_email
-from tests.core.test_mail import SmtpServer, free_port, smtp_server
 from tests.factories import Factory, random_fiscal_code
+from tests.smtp import SmtpServer, free_port, smtp_server
 
 START = "/api/identity/v1/email-validation-process"
 V2 = "/api/v2/validate-profile-email"
