@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help run test lint typecheck fmt bench migrate clean
+.PHONY: help run test lint typecheck fmt bench bench-inbox migrate clean
 
 help: ## show this help
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -35,8 +35,11 @@ fmt: $(STAMP) ## format and autofix
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-bench: $(STAMP) ## measure accept rate and pipeline latency (writes docs/performance.md)
+bench: $(STAMP) ## accept rate and pipeline latency (bench/results/latest.json; ~1.5 min)
 	$(BIN)/python bench/accept.py
+
+bench-inbox: $(STAMP) ## inbox and search latency, 10k messages among 1M (bench/results/inbox.json; ~8 min)
+	$(BIN)/python bench/inbox.py
 
 migrate: $(STAMP) ## apply migrations to CIVIO_DATABASE_URL or the embedded cluster
 	$(BIN)/civio db upgrade
