@@ -5,4 +5,5 @@ from __future__ import annotations
 
 from civio.messages import pipeline as _pipeline  # noqa: F401
 from civio.notifications import email as _email_alerts  # noqa: F401
+from civio.notifications.push import delivery as _push_alerts  # noqa: F401
 from civio.profiles import email_validation as _email_validation  # noqa: F401

@@ -21,6 +21,7 @@ from civio.auth.service import close_session, open_session
 from civio.core.problems import Problem, problem_responses
 from civio.core.runtime import get_runtime
 from civio.core.types import format_timestamp
+from civio.notifications.push.installations import unbind_session
 
 router = APIRouter(prefix="/api/auth/v1", tags=["auth"])
 TEST_IDP = "civio-test-login"
@@ -94,6 +95,7 @@ async def logout(request: Request, citizen: Citizen) -> SuccessResponse:
     """End the session: the token stops working at once."""
     async with get_runtime(request).sessions() as session, session.begin():
         await close_session(session, citizen.token_hash)
+        await unbind_session(session, citizen.token_hash)
     return SuccessResponse(message="ok")
 
 

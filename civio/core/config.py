@@ -90,9 +90,30 @@ class Settings(BaseSettings):
     notification_retry_base_seconds: float = 5.0
     notification_retry_max_seconds: float = 600.0
 
+    # Push for apns/fcmv1 installations: a gorush-compatible gateway's push endpoint
+    # (e.g. http://gorush:8088/api/push); unset: those pushes fail.
+    push_gateway_url: str = ""
+    # Web Push (VAPID, RFC 8292): the base64url private key (as `web-push generate-vapid-keys`
+    # prints it); in dev a generated <data_dir>/vapid.key is used when unset.
+    vapid_private_key: str = ""
+    # The VAPID contact (mailto: or https:); unset: mailto: the address of mail_from.
+    vapid_subject: str = ""
+
     # read_status for ADVANCED messages is UNAVAILABLE for app versions below this (unset:
     # no check, since web readers have no app version).
     min_app_version_with_read_auth: str = ""
+
+    # Sender callbacks (docs/callbacks.md): one POST at a time per service, in event order.
+    callback_timeout_seconds: float = 5.0
+    callback_max_attempts: int = 5
+    # Retries (network errors, 5xx, 429): exponential from this base with jitter, capped;
+    # a Retry-After header is honoured up to its own cap.
+    callback_retry_base_seconds: float = 5.0
+    callback_retry_max_seconds: float = 300.0
+    callback_retry_after_max_seconds: float = 300.0
+    # How often a running worker re-queues delivery for services with pending events (a
+    # safety net: delivery is normally queued when the event is recorded).
+    callback_sweep_seconds: float = 30.0
 
     log_level: str = "INFO"
     log_json: bool = True
