@@ -18,6 +18,8 @@ class CallbackEvent(Base):
 
     __tablename__ = "callback_events"
     __table_args__ = (
+        # Operators' listing: a service's events, newest first.
+        Index("ix_callback_events_service_id_id", "service_id", "id"),
         Index(
             "ix_callback_events_pending",
             "service_id",

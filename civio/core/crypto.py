@@ -87,6 +87,7 @@ class KeyRing:
     def __init__(self, master_key: bytes, cache_size: int = 10_000) -> None:
         self._wrapping_key = _derive(master_key, b"civio/data-key-wrapping/v1")
         self._hash_key = _derive(master_key, b"civio/keyed-hash/v1")
+        self._service_secret_key = _derive(master_key, b"civio/service-secret/v1")
         self._cache: OrderedDict[str, bytes] = OrderedDict()
         self._cache_size = cache_size
 
@@ -119,6 +120,17 @@ class KeyRing:
     def keyed_hash(self, purpose: str, value: str) -> bytes:
         """Deterministic, non-reversible lookup token (e.g. for email uniqueness)."""
         return hmac.new(self._hash_key, f"{purpose}:{value}".encode(), hashlib.sha256).digest()
+
+    def seal_service_secret(self, service_id: str, secret: bytes) -> bytes:
+        """Encrypt a sender's shared secret (e.g. the callback signing key).
+
+        Unlike subscription keys it cannot be stored hashed: civio must use it to sign. The
+        AAD binds it to its service, so a ciphertext copied to another row does not open.
+        """
+        return seal(self._service_secret_key, secret, b"svc-secret:" + service_id.encode())
+
+    def open_service_secret(self, service_id: str, sealed: bytes) -> bytes:
+        return open_sealed(self._service_secret_key, sealed, b"svc-secret:" + service_id.encode())
 
 
 def sha256_hex(value: str) -> str:

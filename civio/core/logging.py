@@ -9,6 +9,18 @@ import sys
 import structlog
 
 
+class _CurrentStderrLogger:
+    """Writes each line to whatever ``sys.stderr`` is *now*: a logger bound to the stream of
+    the moment (structlog's default) keeps writing to it after a test runner or a CLI
+    wrapper has swapped and closed it."""
+
+    def msg(self, message: str) -> None:
+        sys.stderr.write(message + "\n")
+        sys.stderr.flush()
+
+    log = debug = info = warn = warning = error = critical = exception = fatal = msg
+
+
 def configure_logging(level: str = "INFO", *, json: bool = True) -> None:
     renderer: structlog.types.Processor = (
         structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer()
@@ -24,6 +36,6 @@ def configure_logging(level: str = "INFO", *, json: bool = True) -> None:
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
         ),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        logger_factory=lambda *_: _CurrentStderrLogger(),
         cache_logger_on_first_use=True,
     )

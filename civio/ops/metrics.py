@@ -18,6 +18,11 @@ MESSAGES_ACCEPTED = Counter("civio_messages_accepted_total", "Messages accepted"
 MESSAGES_PROCESSED = Counter(
     "civio_messages_processed_total", "Messages that left ACCEPTED", ["status"]
 )
+CALLBACK_DELIVERIES = Counter(
+    "civio_callback_deliveries_total",
+    "Sender callback delivery attempts by outcome (delivered, retry, failed)",
+    ["outcome"],
+)
 
 
 class MetricsMiddleware:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+import json
+from typing import Annotated, Any, Literal
 
 import typer
 from pydantic import ValidationError
 
+from civio.callbacks.schemas import CallbackEventList, CallbackStatus
+from civio.callbacks.service import CallbackPolicy, recent_events
 from civio.core.cli_support import (
     DatabaseUrlOption,
     DataDirOption,
@@ -29,10 +32,19 @@ from civio.services.schemas import (
 app = typer.Typer(help="Provision services (senders), their groups and keys.", no_args_is_help=True)
 keys_app = typer.Typer(help="Subscription keys.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
+callback_secret_app = typer.Typer(help="The callback signing secret.", no_args_is_help=True)
+app.add_typer(callback_secret_app, name="callback-secret")
 
 Group = Annotated[list[str] | None, typer.Option("--group", help="Replaces the sandbox set.")]
 Recipient = Annotated[list[str] | None, typer.Option("--authorized-recipient")]
 Cidr = Annotated[list[str] | None, typer.Option("--authorized-cidr")]
+CallbackUrlOption = Annotated[
+    str | None,
+    typer.Option(
+        "--callback-url",
+        help="POST signed status events here (https in production); prints a new secret.",
+    ),
+]
 
 
 def _fail(exc: ValidationError) -> typer.Exit:
@@ -57,11 +69,12 @@ def create(
     visible: Annotated[bool, typer.Option("--visible")] = False,
     owner_email: Annotated[str | None, typer.Option("--owner-email")] = None,
     scope: Annotated[str, typer.Option("--scope", help="NATIONAL or LOCAL")] = "NATIONAL",
+    callback_url: CallbackUrlOption = None,
     as_json: JsonOption = False,
     database_url: DatabaseUrlOption = None,
     data_dir: DataDirOption = None,
 ) -> None:
-    """Create a service and print it with its two keys (shown only now)."""
+    """Create a service and print it with its two keys and callback secret (shown only now)."""
     try:
         payload = ServiceCreate(
             name=name,
@@ -77,6 +90,7 @@ def create(
             visible=visible,
             owner_email=owner_email,
             service_metadata=ServiceMetadata.model_validate({"scope": scope}),
+            callback_url=callback_url,
         )
     except ValidationError as exc:
         raise _fail(exc) from None
@@ -85,7 +99,10 @@ def create(
     async def work(runtime: Runtime) -> ServiceWithSubscriptionKeys:
         async with transaction(runtime.sessions) as session:
             return await service.create_service(
-                session, payload, sandbox_fiscal_code=settings.sandbox_fiscal_code
+                session,
+                payload,
+                sandbox_fiscal_code=settings.sandbox_fiscal_code,
+                callback_policy=CallbackPolicy.of(runtime),
             )
 
     emit(run_with_runtime(settings, work), as_json, title="service created")
@@ -129,11 +146,22 @@ def update(
     special: Annotated[bool | None, typer.Option("--special/--standard")] = None,
     visible: Annotated[bool | None, typer.Option("--visible/--hidden")] = None,
     owner_email: Annotated[str | None, typer.Option("--owner-email")] = None,
+    callback_url: CallbackUrlOption = None,
+    no_callback: Annotated[
+        bool, typer.Option("--no-callback", help="Remove the callback URL and its secret.")
+    ] = False,
     as_json: JsonOption = False,
     database_url: DatabaseUrlOption = None,
     data_dir: DataDirOption = None,
 ) -> None:
     """Change a service; options not given keep their value. List options replace the list."""
+    if callback_url is not None and no_callback:
+        console.print("[red]error:[/red] --callback-url and --no-callback exclude each other")
+        raise typer.Exit(2)
+    # Only a given option reaches the payload: an explicit None means "remove".
+    callback: dict[str, Any] = {}
+    if callback_url is not None or no_callback:
+        callback["callback_url"] = callback_url
     try:
         payload = ServiceUpdate(
             name=name,
@@ -148,6 +176,7 @@ def update(
             special=special,
             visible=visible,
             owner_email=owner_email,
+            **callback,
         )
     except ValidationError as exc:
         raise _fail(exc) from None
@@ -156,7 +185,11 @@ def update(
     async def work(runtime: Runtime) -> ServiceWithSubscriptionKeys:
         async with transaction(runtime.sessions) as session:
             return await service.update_service(
-                session, service_id, payload, sandbox_fiscal_code=settings.sandbox_fiscal_code
+                session,
+                service_id,
+                payload,
+                sandbox_fiscal_code=settings.sandbox_fiscal_code,
+                callback_policy=CallbackPolicy.of(runtime),
             )
 
     emit(run_with_runtime(settings, work), as_json, title="service updated")
@@ -212,3 +245,70 @@ def regenerate(
             return await service.regenerate_key(session, service_id, key)
 
     emit(run_with_runtime(settings_with(database_url), work), as_json, title="key regenerated")
+
+
+@callback_secret_app.command("regenerate")
+def regenerate_callback_secret(
+    service_id: str,
+    as_json: JsonOption = False,
+    database_url: DatabaseUrlOption = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Replace the callback signing secret at once. The new secret is shown only now."""
+
+    async def work(runtime: Runtime) -> ServiceWithSubscriptionKeys:
+        async with transaction(runtime.sessions) as session:
+            return await service.regenerate_callback_secret(
+                session, service_id, CallbackPolicy.of(runtime)
+            )
+
+    emit(
+        run_with_runtime(settings_with(database_url, data_dir), work),
+        as_json,
+        title="callback secret regenerated",
+    )
+
+
+STATUSES: tuple[CallbackStatus, ...] = ("PENDING", "DELIVERED", "FAILED")
+
+
+@app.command("callbacks")
+def callbacks(
+    service_id: str,
+    status: Annotated[
+        str | None, typer.Option("--status", help="PENDING, DELIVERED or FAILED")
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=500)] = 50,
+    as_json: JsonOption = False,
+    database_url: DatabaseUrlOption = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """List the service's recent callback events (newest first) and their outcome."""
+    chosen: CallbackStatus | None = None
+    if status is not None:
+        chosen = next((s for s in STATUSES if s == status.upper()), None)
+        if chosen is None:
+            console.print("[red]error:[/red] --status must be PENDING, DELIVERED or FAILED")
+            raise typer.Exit(2)
+
+    async def work(runtime: Runtime) -> CallbackEventList:
+        async with runtime.sessions() as session:
+            await service.get_service(session, service_id)
+            return await recent_events(session, service_id, status=chosen, limit=limit)
+
+    events = run_with_runtime(settings_with(database_url, data_dir), work)
+    if as_json:
+        typer.echo(json.dumps(events.model_dump(exclude_none=True)["items"], indent=2))
+        return
+    if not events.items:
+        console.print("no callback events")
+    for event in events.items:
+        outcome = event.payload.get("status", "")
+        http = event.last_response_status if event.last_response_status is not None else "-"
+        line = (
+            f"{event.id:>10}  {event.status:9}  attempts={event.attempts}  http={http}  "
+            f"{event.type} {outcome}  message={event.message_id}  {event.created_at}"
+        )
+        if event.last_error:
+            line += f"  error={event.last_error}"
+        typer.echo(line)

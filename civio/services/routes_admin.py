@@ -6,10 +6,12 @@ import hashlib
 import hmac
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from civio.callbacks.schemas import CallbackEventList, CallbackStatus
+from civio.callbacks.service import CallbackPolicy, recent_events
 from civio.core.problems import Problem, problem_responses
 from civio.core.runtime import get_runtime, session_dependency
 from civio.services import service
@@ -55,9 +57,13 @@ Session = Annotated[AsyncSession, Depends(session_dependency)]
 async def create_service(
     request: Request, payload: ServiceCreate, session: Session
 ) -> ServiceWithSubscriptionKeys:
-    """Create a service; its two keys are shown in this response only."""
+    """Create a service; its two keys (and callback secret) are shown in this response only."""
+    runtime = get_runtime(request)
     return await service.create_service(
-        session, payload, sandbox_fiscal_code=get_runtime(request).settings.sandbox_fiscal_code
+        session,
+        payload,
+        sandbox_fiscal_code=runtime.settings.sandbox_fiscal_code,
+        callback_policy=CallbackPolicy.of(runtime),
     )
 
 
@@ -75,11 +81,13 @@ async def show_service(service_id: str, session: Session) -> ServiceWithSubscrip
 async def update_service(
     request: Request, service_id: str, payload: ServiceUpdate, session: Session
 ) -> ServiceWithSubscriptionKeys:
+    runtime = get_runtime(request)
     return await service.update_service(
         session,
         service_id,
         payload,
-        sandbox_fiscal_code=get_runtime(request).settings.sandbox_fiscal_code,
+        sandbox_fiscal_code=runtime.settings.sandbox_fiscal_code,
+        callback_policy=CallbackPolicy.of(runtime),
     )
 
 
@@ -114,3 +122,32 @@ async def regenerate_key(
     service_id: str, which: Literal["primary", "secondary"], session: Session
 ) -> ServiceWithSubscriptionKeys:
     return await service.regenerate_key(session, service_id, which)
+
+
+@router.put(
+    "/{service_id}/callback-secret",
+    response_model=ServiceWithSubscriptionKeys,
+    response_model_exclude_none=True,
+    responses=problem_responses(409),
+)
+async def regenerate_callback_secret(
+    request: Request, service_id: str, session: Session
+) -> ServiceWithSubscriptionKeys:
+    """Replace the callback signing secret; the new one is shown in this response only."""
+    return await service.regenerate_callback_secret(
+        session, service_id, CallbackPolicy.of(get_runtime(request))
+    )
+
+
+@router.get(
+    "/{service_id}/callbacks", response_model=CallbackEventList, response_model_exclude_none=True
+)
+async def list_callbacks(
+    service_id: str,
+    session: Session,
+    status: CallbackStatus | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> CallbackEventList:
+    """The service's most recent callback events, newest first, with their outcome."""
+    await service.get_service(session, service_id)
+    return await recent_events(session, service_id, status=status, limit=limit)

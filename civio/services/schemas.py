@@ -53,15 +53,21 @@ class ServiceOut(BaseModel):
     service_metadata: dict[str, Any]
     groups: list[str]
     owner_email: str
+    # Beyond IO: where status events are POSTed (docs/callbacks.md).
+    callback_url: str | None = None
 
 
 class ServiceWithSubscriptionKeys(ServiceOut):
     primary_key: str | None = None
     secondary_key: str | None = None
+    # The callback signing secret: present only in the answer that generated it.
+    callback_secret: str | None = None
 
 
 Amount = Annotated[int, Field(ge=0, le=MAX_PAYMENT_AMOUNT)]
 Email = Annotated[str, StringConstraints(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
+# Checked in full (scheme, host, https in production) by civio.callbacks.service.
+CallbackUrl = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=2048)]
 
 
 class ServiceCreate(IOModel):
@@ -78,6 +84,7 @@ class ServiceCreate(IOModel):
     visible: bool = False
     owner_email: Email | None = None
     service_metadata: ServiceMetadata | None = None
+    callback_url: CallbackUrl | None = None
 
 
 class ServiceUpdate(IOModel):
@@ -94,6 +101,8 @@ class ServiceUpdate(IOModel):
     visible: bool | None = None
     owner_email: Email | None = None
     service_metadata: ServiceMetadata | None = None
+    # Absent: unchanged; a URL: set (a new secret is generated if it differs); null: removed.
+    callback_url: CallbackUrl | None = None
 
 
 class GroupsPayload(IOModel):

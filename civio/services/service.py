@@ -9,6 +9,8 @@ from typing import Any, Literal
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from civio.callbacks import service as callbacks
+from civio.callbacks.service import CallbackPolicy
 from civio.core.ids import new_ulid
 from civio.core.problems import Problem
 from civio.services.groups import SANDBOX_GROUPS, UnknownGroupError, validate_groups
@@ -69,9 +71,23 @@ async def _owner(session: AsyncSession, email: str | None) -> Owner:
     return owner
 
 
+def _policy(policy: CallbackPolicy | None) -> CallbackPolicy:
+    if policy is None:
+        # A programming error, not a client one: every caller that accepts a callback URL
+        # must say how to seal its secret and whether http is allowed.
+        raise RuntimeError("configuring a callback URL needs a CallbackPolicy")
+    return policy
+
+
 async def create_service(
-    session: AsyncSession, data: ServiceCreate, *, sandbox_fiscal_code: str
+    session: AsyncSession,
+    data: ServiceCreate,
+    *,
+    sandbox_fiscal_code: str,
+    callback_policy: CallbackPolicy | None = None,
 ) -> ServiceWithSubscriptionKeys:
+    if data.callback_url is not None:
+        _policy(callback_policy).check_url(data.callback_url)
     owner = await _owner(session, data.owner_email)
     primary, secondary = new_subscription_key(), new_subscription_key()
     metadata = _metadata(data.service_metadata, data.special, None)
@@ -94,9 +110,21 @@ async def create_service(
         primary_key_hash=hash_key(primary),
         secondary_key_hash=hash_key(secondary),
     )
+    callback_secret = None
+    if data.callback_url is not None:
+        callback_secret, sealed = _policy(callback_policy).new_secret(service.service_id)
+        service.callback_url = data.callback_url
+        service.callback_secret_ciphertext = sealed
     session.add(service)
     await session.flush()
-    return to_io(service, owner.email, primary_key=primary, secondary_key=secondary)
+    callbacks.forget(service.service_id)
+    return to_io(
+        service,
+        owner.email,
+        primary_key=primary,
+        secondary_key=secondary,
+        callback_secret=callback_secret,
+    )
 
 
 async def get_service(session: AsyncSession, service_id: str) -> tuple[Service, Owner]:
@@ -123,8 +151,15 @@ async def locked_service(session: AsyncSession, service_id: str) -> tuple[Servic
 
 
 async def update_service(
-    session: AsyncSession, service_id: str, data: ServiceUpdate, *, sandbox_fiscal_code: str
+    session: AsyncSession,
+    service_id: str,
+    data: ServiceUpdate,
+    *,
+    sandbox_fiscal_code: str,
+    callback_policy: CallbackPolicy | None = None,
 ) -> ServiceWithSubscriptionKeys:
+    """Apply the given fields. ``callback_url`` set explicitly to None removes the callback
+    (its undelivered events become FAILED); a different URL gets a new secret."""
     service, owner = await locked_service(session, service_id)
     if data.owner_email is not None and data.owner_email != owner.email:
         owner = await _owner(session, data.owner_email)
@@ -153,9 +188,51 @@ async def update_service(
             data.service_metadata, data.special, service.service_metadata
         )
         service.category = service.service_metadata["category"]
+    callback_secret = None
+    if "callback_url" in data.model_fields_set:
+        callback_secret = await _change_callback(
+            session, service, data.callback_url, _policy(callback_policy)
+        )
     service.version += 1
     await session.flush()
-    return to_io(service, owner.email)
+    return to_io(service, owner.email, callback_secret=callback_secret)
+
+
+async def _change_callback(
+    session: AsyncSession, service: Service, url: str | None, policy: CallbackPolicy
+) -> str | None:
+    """Returns the new secret when one was generated."""
+    callbacks.forget(service.service_id)
+    if url is None:
+        if service.callback_url is not None:
+            await callbacks.abandon_pending(
+                session, service.service_id, "callback URL removed before delivery"
+            )
+        service.callback_url = None
+        service.callback_secret_ciphertext = None
+        return None
+    policy.check_url(url)
+    if url == service.callback_url and service.callback_secret_ciphertext is not None:
+        return None
+    secret, sealed = policy.new_secret(service.service_id)
+    service.callback_url = url
+    service.callback_secret_ciphertext = sealed
+    return secret
+
+
+async def regenerate_callback_secret(
+    session: AsyncSession, service_id: str, policy: CallbackPolicy
+) -> ServiceWithSubscriptionKeys:
+    """A new signing secret, effective at once (also for events not yet delivered)."""
+    service, owner = await locked_service(session, service_id)
+    if service.callback_url is None:
+        raise Problem(
+            409, "No callback URL", "The service has no callback URL: set one to get a secret."
+        )
+    secret, sealed = policy.new_secret(service.service_id)
+    service.callback_secret_ciphertext = sealed
+    await session.flush()
+    return to_io(service, owner.email, callback_secret=secret)
 
 
 async def change_groups(
@@ -191,6 +268,7 @@ def to_io(
     *,
     primary_key: str | None = None,
     secondary_key: str | None = None,
+    callback_secret: str | None = None,
 ) -> ServiceWithSubscriptionKeys:
     return ServiceWithSubscriptionKeys(
         id=service.service_id,
@@ -210,4 +288,6 @@ def to_io(
         owner_email=owner_email,
         primary_key=primary_key,
         secondary_key=secondary_key,
+        callback_url=service.callback_url,
+        callback_secret=callback_secret,
     )
