@@ -130,7 +130,20 @@ async def list_messages(
         if data_key is None:
             return InboxPage(items=[])
         key = search_key(data_key)
-        stmt = stmt.where(Message.search_tokens.contains([token_hash(key, t) for t in terms]))
+        # The GIN lookup first, on its own: the hashes are keyed per citizen, so its hits are
+        # already this citizen's. Left to itself the planner sometimes prefers walking the
+        # whole inbox and filtering (e.g. while GIN's pending list is long), which costs
+        # O(inbox) instead of O(hits).
+        hits = (
+            select(Message.id)
+            .where(
+                Message.search_tokens.contains([token_hash(key, t) for t in terms]),
+                Message.status == PROCESSED,
+            )
+            .cte("search_hits")
+            .prefix_with("MATERIALIZED")
+        )
+        stmt = stmt.where(Message.id.in_(select(hits.c.id)))
     rows = (await session.execute(stmt.order_by(Message.id.desc()).limit(page_size + 1))).all()
     more = len(rows) > page_size
     items = [_item(row, data_key, enrich) for row in rows[:page_size]]
