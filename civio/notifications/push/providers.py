@@ -39,11 +39,11 @@ from py_vapid import Vapid  # type: ignore[import-untyped]
 from pywebpush import WebPusher  # type: ignore[import-untyped]
 
 from civio.core.config import Settings
+from civio.core.outbound import outbound_client
 from civio.notifications.push.installations import Target, parse_subscription
 
 log = structlog.get_logger(__name__)
 
-TIMEOUT_SECONDS = 5.0
 # FCM refuses a time_to_live above four weeks.
 FCM_MAX_TTL = 2_419_200
 GATEWAY_PLATFORMS = {"apns": 1, "fcmv1": 2}  # gorush: 1 = iOS, 2 = Android (Firebase)
@@ -302,19 +302,17 @@ async def dispatch(
 ) -> list[Result]:
     """Send to every target through the provider of its platform, concurrently."""
     results: list[Result] = [Result(Outcome.FAILED, "unsupported platform")] * len(targets)
-    async with httpx.AsyncClient(
-        timeout=httpx.Timeout(TIMEOUT_SECONDS), follow_redirects=False
-    ) as client:
+    client = outbound_client()
 
-        async def run(provider: PushProvider, indexes: list[int]) -> None:
-            answers = await provider.send(client, [targets[i] for i in indexes], notice)
-            for i, answer in zip(indexes, answers, strict=True):
-                results[i] = answer
+    async def run(provider: PushProvider, indexes: list[int]) -> None:
+        answers = await provider.send(client, [targets[i] for i in indexes], notice)
+        for i, answer in zip(indexes, answers, strict=True):
+            results[i] = answer
 
-        jobs = []
-        for provider in providers:
-            indexes = [i for i, t in enumerate(targets) if t.platform in provider.platforms]
-            if indexes:
-                jobs.append(run(provider, indexes))
-        await asyncio.gather(*jobs)
+    jobs = []
+    for provider in providers:
+        indexes = [i for i, t in enumerate(targets) if t.platform in provider.platforms]
+        if indexes:
+            jobs.append(run(provider, indexes))
+    await asyncio.gather(*jobs)
     return results
