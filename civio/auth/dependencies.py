@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -10,6 +10,11 @@ from starlette.exceptions import HTTPException
 
 from civio.auth.service import AuthenticatedCitizen, resolve_token
 from civio.core.runtime import get_runtime
+
+# Declared on every citizen route: IO answers a missing or dead token with a bare 401.
+UNAUTHORIZED: dict[int | str, dict[str, Any]] = {
+    401: {"description": "Missing, unknown or expired token (no body)."}
+}
 
 bearer = HTTPBearer(auto_error=False, scheme_name="Bearer")
 

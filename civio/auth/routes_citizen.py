@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import hmac
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 
-from civio.auth.dependencies import Citizen
+from civio.auth.dependencies import UNAUTHORIZED, Citizen
 from civio.auth.schemas import (
     AccessToken,
     Identity,
@@ -25,9 +25,6 @@ from civio.notifications.push.installations import unbind_session
 
 router = APIRouter(prefix="/api/auth/v1", tags=["auth"])
 TEST_IDP = "civio-test-login"
-UNAUTHORIZED: dict[int | str, dict[str, Any]] = {
-    401: {"description": "Missing, unknown or expired token (no body)."}
-}
 
 
 @router.post(

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
-import random
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -38,6 +37,7 @@ from civio.callbacks.service import (
     dedupe_key,
 )
 from civio.callbacks.signing import headers_for
+from civio.core.backoff import exponential_backoff
 from civio.core.config import Settings
 from civio.core.db import transaction
 from civio.core.queue import enqueue, periodic, release_dedupe_key, task
@@ -235,11 +235,9 @@ def parse_retry_after(value: str | None) -> float | None:
 
 def retry_delay(settings: Settings, attempt: int, retry_after: float | None) -> float:
     """Exponential with jitter; a receiver's Retry-After is waited for, up to its cap."""
-    base = min(
-        settings.callback_retry_base_seconds * 2 ** (attempt - 1),
-        settings.callback_retry_max_seconds,
+    delay = exponential_backoff(
+        settings.callback_retry_base_seconds, attempt, settings.callback_retry_max_seconds
     )
-    delay: float = base * (0.5 + random.random() / 2)  # noqa: S311 - jitter, not security
     if retry_after is not None:
         delay = max(delay, min(retry_after, settings.callback_retry_after_max_seconds))
     return delay

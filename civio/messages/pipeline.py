@@ -9,7 +9,6 @@ the attempts run out the message becomes FAILED.
 from __future__ import annotations
 
 import asyncio
-import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -19,6 +18,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from civio.callbacks.service import emit
+from civio.core.backoff import exponential_backoff
 from civio.core.crypto import log_ref, open_sealed, seal
 from civio.core.db import transaction
 from civio.core.keys import data_key_for
@@ -131,8 +131,7 @@ async def _prepare_for_inbox(
 
 
 def backoff_seconds(attempt: int) -> float:
-    base: float = min(300.0, 2.0**attempt)
-    return base * (0.5 + random.random() / 2)  # noqa: S311 - jitter, not security
+    return exponential_backoff(2.0, attempt + 1, 300.0)
 
 
 async def _retry_or_fail(

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Path, Query, Request
 
-from civio.auth.dependencies import Citizen
+from civio.auth.dependencies import UNAUTHORIZED, Citizen
 from civio.core.problems import problem_responses
 from civio.core.runtime import get_runtime
 from civio.core.types import ULID_PATTERN
@@ -19,9 +19,6 @@ from civio.messages.schemas_citizen import (
 )
 
 router = APIRouter(prefix="/api/communication/v1", tags=["communication"])
-UNAUTHORIZED: dict[int | str, dict[str, Any]] = {
-    401: {"description": "Missing, unknown or expired token (no body)."}
-}
 UlidQuery = Annotated[str | None, Query(pattern=ULID_PATTERN)]
 MessageId = Annotated[str, Path(pattern=ULID_PATTERN)]
 TITLES: dict[str, Any] = {

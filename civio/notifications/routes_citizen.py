@@ -8,13 +8,13 @@ a device that changes hands is rebound to the last citizen who registered it.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 import structlog
 from fastapi import APIRouter, Path, Request
 from pydantic import BaseModel, Field
 
-from civio.auth.dependencies import Citizen
+from civio.auth.dependencies import UNAUTHORIZED, Citizen
 from civio.auth.schemas import SuccessResponse
 from civio.core.crypto import log_ref
 from civio.core.problems import Problem, problem_responses
@@ -30,9 +30,6 @@ from civio.notifications.push.providers import load_vapid, vapid_public_key
 log = structlog.get_logger(__name__)
 
 router = APIRouter(prefix="/api/communication/v1", tags=["communication"])
-UNAUTHORIZED: dict[int | str, dict[str, Any]] = {
-    401: {"description": "Missing, unknown or expired token (no body)."}
-}
 InstallationId = Annotated[
     str, Path(alias="installationID", min_length=1, max_length=128, pattern=INSTALLATION_ID_PATTERN)
 ]

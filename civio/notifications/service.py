@@ -11,7 +11,6 @@ Message-ID, push gateways' collapse ids) drop the duplicate; others may deliver 
 
 from __future__ import annotations
 
-import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -22,6 +21,7 @@ from sqlalchemy import exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from civio.callbacks.service import emit
+from civio.core.backoff import exponential_backoff
 from civio.core.db import transaction
 from civio.core.ids import new_ulid
 from civio.core.queue import enqueue
@@ -113,9 +113,10 @@ Sender = Callable[[Runtime, Delivery], Awaitable[None]]
 
 
 def retry_delay(runtime: Runtime, attempt: int) -> float:
-    base = runtime.settings.notification_retry_base_seconds
-    delay: float = min(base * 2 ** (attempt - 1), runtime.settings.notification_retry_max_seconds)
-    return delay * (0.5 + random.random() / 2)  # noqa: S311 - jitter
+    settings = runtime.settings
+    return exponential_backoff(
+        settings.notification_retry_base_seconds, attempt, settings.notification_retry_max_seconds
+    )
 
 
 async def _set_status(

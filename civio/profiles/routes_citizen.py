@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Path, Request
 
-from civio.auth.dependencies import Citizen
+from civio.auth.dependencies import UNAUTHORIZED, Citizen
 from civio.core.problems import problem_responses
 from civio.core.runtime import get_runtime
 from civio.profiles import citizen_profile
@@ -19,9 +19,6 @@ from civio.profiles.schemas import (
 )
 
 router = APIRouter(prefix="/api/identity/v1", tags=["identity"])
-UNAUTHORIZED: dict[int | str, dict[str, Any]] = {
-    401: {"description": "Missing, unknown or expired token (no body)."}
-}
 ServiceId = Annotated[str, Path(min_length=1, max_length=64)]
 
 

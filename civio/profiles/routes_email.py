@@ -18,7 +18,7 @@ from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, StringConstraints
 
-from civio.auth.dependencies import Citizen
+from civio.auth.dependencies import UNAUTHORIZED, Citizen
 from civio.core.problems import Problem, problem_responses
 from civio.core.runtime import Runtime, get_runtime
 from civio.core.types import IOModel
@@ -39,9 +39,6 @@ router = APIRouter()
 TOKEN_HEADER = "x-pagopa-email-validation-token"  # noqa: S105 - a header name
 # The token is a credential in the URL: keep it out of caches and Referer headers.
 NO_STORE = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
-UNAUTHORIZED: dict[int | str, dict[str, Any]] = {
-    401: {"description": "Missing, unknown or expired token (no body)."}
-}
 
 ValidationToken = Annotated[str, StringConstraints(strict=True, pattern=TOKEN_PATTERN)]
 
