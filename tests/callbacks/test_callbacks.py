@@ -808,3 +808,24 @@ async def test_cli_configures_callbacks_and_shows_outcomes(
     await civio("service", "callback-secret", "regenerate", service_id, code=1)
     again = await civio("service", "update", service_id, "--callback-url", receiver.url, "--json")
     assert HEX64.match(again["callback_secret"])
+
+
+async def test_channel_outcomes_follow_the_message_status(
+    client: httpx.AsyncClient, factory: Factory, callbacks: Callbacks, receiver: Receiver
+) -> None:
+    sender, secret = await callbacks.sender(receiver.url)
+    fc = await factory.citizen(email=f"{random_fiscal_code().lower()}@example.org")
+    mid = await send(client, sender, fc)
+    await factory.drain()  # processes, mails (Maildir), then delivers the events
+    await callbacks.drain()
+    events = [
+        (body["type"], body.get("status"), body.get("channel"))
+        for body in (r.json() for r in receiver.requests)
+        if body["message_id"] == mid
+    ]
+    assert events == [
+        ("message.status", "ACCEPTED", None),
+        ("message.status", "PROCESSED", None),
+        ("notification.status", "SENT", "email"),
+    ]
+    assert all(verify(secret, r.headers, r.body) for r in receiver.requests)
