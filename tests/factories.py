@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import random
 import string
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
+
+import httpx
 
 from civio.core.config import Settings
 from civio.core.db import transaction
@@ -167,3 +171,20 @@ async def login(
     response = await client.post("/api/auth/v1/test-login", json=body)
     assert response.status_code == 200, response.text
     return fc, {"Authorization": f"Bearer {response.json()['token']}"}
+
+
+@asynccontextmanager
+async def client_with(
+    settings: Settings,
+    runtime: Runtime,
+    *,
+    peer: tuple[str, int] = ("203.0.113.7", 50000),
+) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client on an app built with other settings, sharing the test runtime."""
+    from civio.app import create_app
+
+    app = create_app(settings, runtime=runtime, run_worker=False)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app, client=peer)
+        async with httpx.AsyncClient(transport=transport, base_url="http://civio.test") as c:
+            yield c

@@ -17,7 +17,6 @@ from joserfc.jwk import KeySet, RSAKey
 from sqlalchemy import func, select, update
 from structlog.testing import capture_logs
 
-from civio.app import create_app
 from civio.auth.models import CitizenSession, LoginAttempt
 from civio.auth.oidc import OidcClient
 from civio.core.config import Settings
@@ -28,7 +27,7 @@ from civio.profiles.models import Profile
 from civio.profiles.service import email_aad
 from tests.auth.conftest import CALLBACK_URL, OidcProvider, sign_in_at_provider
 from tests.e2e.conftest import free_port
-from tests.factories import random_fiscal_code
+from tests.factories import client_with, random_fiscal_code
 from tests.messages.test_submit import assert_problem
 
 LOGIN = "/api/auth/v1/login"
@@ -314,11 +313,8 @@ async def test_an_unreachable_provider_is_503_at_login(
     oidc_settings: Settings, runtime: Runtime
 ) -> None:
     down = oidc_settings.model_copy(update={"oidc_issuer": f"http://127.0.0.1:{free_port()}"})
-    app = create_app(down, runtime=runtime, run_worker=False)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://civio.test") as c:
-            assert_problem(await c.get(LOGIN, params={"entityID": "x"}), 503, "Login not available")
+    async with client_with(down, runtime) as c:
+        assert_problem(await c.get(LOGIN, params={"entityID": "x"}), 503, "Login not available")
 
 
 @pytest.mark.parametrize("path", [LOGIN, CALLBACK])

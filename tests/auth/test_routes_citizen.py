@@ -6,10 +6,9 @@ import re
 
 import httpx
 
-from civio.app import create_app
 from civio.core.config import Environment, Settings
 from civio.core.runtime import Runtime
-from tests.factories import login, random_fiscal_code
+from tests.factories import client_with, login, random_fiscal_code
 
 
 async def test_test_login_returns_a_96_hex_token_that_opens_the_session(
@@ -51,14 +50,11 @@ async def test_test_login_does_not_exist_in_production(
     settings: Settings, runtime: Runtime
 ) -> None:
     production = settings.model_copy(update={"env": Environment.production})
-    app = create_app(production, runtime=runtime, run_worker=False)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-            response = await client.post(
-                "/api/auth/v1/test-login",
-                json={"username": random_fiscal_code(), "password": settings.test_login_password},
-            )
+    async with client_with(production, runtime) as client:
+        response = await client.post(
+            "/api/auth/v1/test-login",
+            json={"username": random_fiscal_code(), "password": settings.test_login_password},
+        )
     assert response.status_code == 404
 
 

@@ -11,7 +11,7 @@ from sqlalchemy import text
 from civio.core.config import Settings
 from civio.messages.schemas import NewMessage
 from civio.messages.service import accept_message
-from tests.factories import Factory, Sender, login, valid_message
+from tests.factories import Factory, Sender, client_with, login, valid_message
 
 INBOX = "/api/communication/v1/messages"
 
@@ -430,10 +430,8 @@ async def test_no_read_status_for_standard_messages_or_without_the_group(
 async def test_min_app_version_makes_read_status_unavailable(
     client: httpx.AsyncClient, factory: Factory, settings: Settings, runtime: Any
 ) -> None:
-    from civio.app import create_app
 
     strict = settings.model_copy(update={"min_app_version_with_read_auth": "2.0.0"})
-    app = create_app(strict, runtime=runtime, run_worker=False)
     fc, headers = await open_citizen(client, settings)
     advanced = await factory.sender(
         groups=[
@@ -449,16 +447,14 @@ async def test_min_app_version_makes_read_status_unavailable(
         headers=advanced.headers,
     )
     await factory.drain()
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as strict_client:
-            unknown = await strict_client.get(sent.headers["Location"], headers=advanced.headers)
-            assert unknown.json()["read_status"] == "UNAVAILABLE"
-            profile = (await client.get("/api/identity/v1/profile", headers=headers)).json()
-            await client.post(
-                "/api/identity/v1/profile",
-                json={"version": profile["version"], "last_app_version": "2.1.0"},
-                headers=headers,
-            )
-            recent = await strict_client.get(sent.headers["Location"], headers=advanced.headers)
-            assert recent.json()["read_status"] == "UNREAD"
+    async with client_with(strict, runtime) as strict_client:
+        unknown = await strict_client.get(sent.headers["Location"], headers=advanced.headers)
+        assert unknown.json()["read_status"] == "UNAVAILABLE"
+        profile = (await client.get("/api/identity/v1/profile", headers=headers)).json()
+        await client.post(
+            "/api/identity/v1/profile",
+            json={"version": profile["version"], "last_app_version": "2.1.0"},
+            headers=headers,
+        )
+        recent = await strict_client.get(sent.headers["Location"], headers=advanced.headers)
+        assert recent.json()["read_status"] == "UNREAD"

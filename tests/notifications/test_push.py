@@ -43,7 +43,7 @@ from civio.notifications.push.installations import parse_subscription
 from civio.notifications.push.providers import load_vapid, topic_for, vapid_public_key
 from civio.services import service as services
 from civio.services.schemas import ServiceUpdate
-from tests.factories import Factory, Sender, login, valid_message
+from tests.factories import Factory, Sender, client_with, login, valid_message
 
 INSTALLATIONS = "/api/communication/v1/installations"
 ANONYMOUS_IT = ("Hai un nuovo messaggio", "Entra nell'app per leggerlo")
@@ -358,24 +358,20 @@ def test_a_browser_subscription_is_checked_and_normalized() -> None:
 async def test_production_refuses_a_plain_http_web_push_endpoint(
     client: httpx.AsyncClient, settings: Settings, runtime: Runtime, push_service: Receiver
 ) -> None:
-    from civio.app import create_app
 
     _, headers = await login(client, settings)  # test-login is dev only: log in there
     production = settings.model_copy(update={"env": Environment.production})
-    app = create_app(production, runtime=runtime, run_worker=False)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as prod:
-            response = await prod.put(
-                f"{INSTALLATIONS}/browser1",
-                json={"platform": "webpush", "pushChannel": browser_for(push_service).subscription},
-                headers=headers,
-            )
-            assert response.status_code == 400
-            assert response.json()["title"] == "Invalid Installation"
-            assert "https" in response.json()["detail"]
-            key = await prod.get("/api/communication/v1/installations-webpush-key", headers=headers)
-            assert key.status_code == 404  # no VAPID key configured in production
+    async with client_with(production, runtime) as prod:
+        response = await prod.put(
+            f"{INSTALLATIONS}/browser1",
+            json={"platform": "webpush", "pushChannel": browser_for(push_service).subscription},
+            headers=headers,
+        )
+        assert response.status_code == 400
+        assert response.json()["title"] == "Invalid Installation"
+        assert "https" in response.json()["detail"]
+        key = await prod.get("/api/communication/v1/installations-webpush-key", headers=headers)
+        assert key.status_code == 404  # no VAPID key configured in production
 
 
 async def test_a_second_citizen_takes_the_device_over(

@@ -36,7 +36,7 @@ from civio.profiles.email_validation import (
 )
 from civio.profiles.models import EmailValidationToken, Profile
 from civio.profiles.service import set_email
-from tests.factories import Factory, random_fiscal_code
+from tests.factories import Factory, client_with, random_fiscal_code
 from tests.smtp import SmtpServer, free_port, smtp_server
 
 START = "/api/identity/v1/email-validation-process"
@@ -467,7 +467,6 @@ async def test_redirects_keep_a_query_already_in_the_configured_urls(
     mail_runtime: Runtime,
     smtp: SmtpServer,
 ) -> None:
-    from civio.app import create_app
 
     got = await mailed(client, settings, mail_runtime, smtp)
     custom = settings.model_copy(
@@ -476,16 +475,13 @@ async def test_redirects_keep_a_query_already_in_the_configured_urls(
             "email_validation_callback_url": "https://io.example/done",
         }
     )
-    app = create_app(custom, runtime=runtime, run_worker=False)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://civio.test") as other:
-            confirm = await other.get(got.path)
-            assert confirm.headers["location"].startswith(
-                f"https://io.example/confirm?lang=it&token={got.token}&email="
-            )
-            done = await other.get(got.path + "&flow=VALIDATE")
-            assert done.headers["location"] == "https://io.example/done?result=success"
+    async with client_with(custom, runtime) as other:
+        confirm = await other.get(got.path)
+        assert confirm.headers["location"].startswith(
+            f"https://io.example/confirm?lang=it&token={got.token}&email="
+        )
+        done = await other.get(got.path + "&flow=VALIDATE")
+        assert done.headers["location"] == "https://io.example/done?result=success"
 
 
 async def test_concurrent_clicks_validate_once(

@@ -5,13 +5,12 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from civio.app import create_app
 from civio.core.config import Settings
 from civio.core.db import transaction
 from civio.core.runtime import Runtime
 from civio.services import service as services
 from civio.services.gateway import RateLimiter
-from tests.factories import Factory, random_fiscal_code
+from tests.factories import Factory, client_with, random_fiscal_code
 from tests.messages.test_submit import assert_problem
 
 
@@ -28,40 +27,34 @@ async def test_over_the_limit_is_429_with_retry_headers(
     settings: Settings, runtime: Runtime, factory: Factory
 ) -> None:
     small = settings.model_copy(update={"rate_limit_calls": 3, "rate_limit_window_seconds": 60})
-    app = create_app(small, runtime=runtime, run_worker=False)
     sender = await factory.sender()
     unlimited = await factory.sender(groups=["ApiMessageWrite", "ApiMessageRead", "ApiNoRateLimit"])
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-            url = f"/api/v1/profiles/{random_fiscal_code()}"
-            codes = [(await client.get(url, headers=sender.headers)).status_code for _ in range(4)]
-            assert codes == [404, 404, 404, 429]
-            limited = await client.get(url, headers=sender.headers)
-            assert_problem(limited, 429)
-            assert int(limited.headers["Retry-After"]) >= 1
-            assert limited.headers["x-rate-limit-remaining"] == "0"
-            assert limited.headers["x-rate-limit-retry-after"] == limited.headers["Retry-After"]
-            for _ in range(6):
-                response = await client.get(url, headers=unlimited.headers)
-                assert response.status_code == 403  # no profile-read group, but never 429
+    async with client_with(small, runtime) as client:
+        url = f"/api/v1/profiles/{random_fiscal_code()}"
+        codes = [(await client.get(url, headers=sender.headers)).status_code for _ in range(4)]
+        assert codes == [404, 404, 404, 429]
+        limited = await client.get(url, headers=sender.headers)
+        assert_problem(limited, 429)
+        assert int(limited.headers["Retry-After"]) >= 1
+        assert limited.headers["x-rate-limit-remaining"] == "0"
+        assert limited.headers["x-rate-limit-retry-after"] == limited.headers["Retry-After"]
+        for _ in range(6):
+            response = await client.get(url, headers=unlimited.headers)
+            assert response.status_code == 403  # no profile-read group, but never 429
 
 
 async def test_rate_limit_is_shared_by_the_services_of_one_owner(
     settings: Settings, runtime: Runtime, factory: Factory
 ) -> None:
     small = settings.model_copy(update={"rate_limit_calls": 2, "rate_limit_window_seconds": 60})
-    app = create_app(small, runtime=runtime, run_worker=False)
     email = f"{random_fiscal_code().lower()}@example.org"
     first = await factory.sender(owner_email=email)
     second = await factory.sender(owner_email=email)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-            url = f"/api/v1/profiles/{random_fiscal_code()}"
-            assert (await client.get(url, headers=first.headers)).status_code == 404
-            assert (await client.get(url, headers=second.headers)).status_code == 404
-            assert (await client.get(url, headers=first.headers)).status_code == 429
+    async with client_with(small, runtime) as client:
+        url = f"/api/v1/profiles/{random_fiscal_code()}"
+        assert (await client.get(url, headers=first.headers)).status_code == 404
+        assert (await client.get(url, headers=second.headers)).status_code == 404
+        assert (await client.get(url, headers=first.headers)).status_code == 429
 
 
 @pytest.mark.parametrize(
@@ -72,22 +65,19 @@ async def test_x_forwarded_for_is_believed_only_from_trusted_proxies(
     settings: Settings, runtime: Runtime, factory: Factory, forwarded: str, status: int
 ) -> None:
     proxied = settings.model_copy(update={"trusted_proxies": ["10.0.0.0/8"]})
-    app = create_app(proxied, runtime=runtime, run_worker=False)
     sender = await factory.sender(cidrs=["198.51.100.0/24"])
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app, client=("10.1.2.3", 4000))
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-            response = await client.post(
-                f"/api/v1/messages/{random_fiscal_code()}",
-                json={
-                    "content": {
-                        "subject": "A subject line",
-                        "markdown": "m" * 100,
-                    }
-                },
-                headers={**sender.headers, "X-Forwarded-For": forwarded},
-            )
-            assert response.status_code == status, response.text
+    async with client_with(proxied, runtime, peer=("10.1.2.3", 4000)) as client:
+        response = await client.post(
+            f"/api/v1/messages/{random_fiscal_code()}",
+            json={
+                "content": {
+                    "subject": "A subject line",
+                    "markdown": "m" * 100,
+                }
+            },
+            headers={**sender.headers, "X-Forwarded-For": forwarded},
+        )
+        assert response.status_code == status, response.text
 
 
 async def test_regenerated_key_replaces_only_that_key(
@@ -130,19 +120,16 @@ async def test_service_lookups_are_cached_for_at_most_the_configured_time(
     import asyncio
 
     cached = settings.model_copy(update={"service_cache_seconds": 0.3})
-    app = create_app(cached, runtime=runtime, run_worker=False)
     sender = await factory.sender(groups=["ApiMessageWrite"])
     url = f"/api/v1/profiles/{random_fiscal_code()}"
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-            assert (await client.get(url, headers=sender.headers)).status_code == 403
-            async with transaction(runtime.sessions) as session:
-                await services.change_groups(
-                    session, sender.service_id, ["ApiLimitedProfileRead"], grant=True
-                )
-            await asyncio.sleep(0.35)
-            assert (await client.get(url, headers=sender.headers)).status_code == 404
+    async with client_with(cached, runtime) as client:
+        assert (await client.get(url, headers=sender.headers)).status_code == 403
+        async with transaction(runtime.sessions) as session:
+            await services.change_groups(
+                session, sender.service_id, ["ApiLimitedProfileRead"], grant=True
+            )
+        await asyncio.sleep(0.35)
+        assert (await client.get(url, headers=sender.headers)).status_code == 404
 
 
 async def test_cidr_applies_to_every_pa_endpoint(
