@@ -10,7 +10,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from civio.callbacks.service import emit
-from civio.core.db import transaction
+from civio.core.db import Base, transaction
 from civio.core.ids import new_ulid
 from civio.core.keys import decrypt_for, encrypt_for
 from civio.core.problems import Problem, forbidden
@@ -25,6 +25,9 @@ from civio.profiles.models import Profile, ServicePreference
 from civio.services.gateway import Caller, can_write_to, check_cidr
 
 PROCESS_TASK = "messages.process"
+# Built once: constructing ``insert(Message).values(...)`` per request cost ~14% of the
+# API's CPU under load (py-spy); a Core statement with parameters is compiled once and cached.
+INSERT_MESSAGE = insert(Base.metadata.tables[Message.__tablename__])
 
 
 def content_aad(message_id: str) -> str:
@@ -130,20 +133,22 @@ async def accept_message(
         ciphertext = await encrypt_for(
             session, runtime.keyring, fiscal_code, plaintext, content_aad(message_id)
         )
-        await session.execute(
-            insert(Message).values(
-                fiscal_code=fiscal_code,
-                id=message_id,
-                sender_service_id=caller.service.service_id,
-                sender_owner_id=caller.service.owner_id,
-                created_at=datetime.now(UTC),
-                time_to_live=message.time_to_live,
-                feature_level_type=message.feature_level_type,
-                status="ACCEPTED",
-                is_pending=True,
-                processing_attempts=0,
-                content_ciphertext=ciphertext,
-            )
+        connection = await session.connection()
+        await connection.execute(
+            INSERT_MESSAGE,
+            {
+                "fiscal_code": fiscal_code,
+                "id": message_id,
+                "sender_service_id": caller.service.service_id,
+                "sender_owner_id": caller.service.owner_id,
+                "created_at": datetime.now(UTC),
+                "time_to_live": message.time_to_live,
+                "feature_level_type": message.feature_level_type,
+                "status": "ACCEPTED",
+                "is_pending": True,
+                "processing_attempts": 0,
+                "content_ciphertext": ciphertext,
+            },
         )
         await enqueue(session, PROCESS_TASK, {"id": message_id, "fiscal_code": fiscal_code})
         await emit(
