@@ -188,3 +188,15 @@ async def client_with(
         transport = httpx.ASGITransport(app=app, client=peer)
         async with httpx.AsyncClient(transport=transport, base_url="http://civio.test") as c:
             yield c
+
+
+async def open_citizen(
+    client: Any, settings: Settings, fiscal_code: str | None = None, **profile: Any
+) -> tuple[str, dict[str, str]]:
+    """Log in and accept the ToS (inbox and webhook on), setting any other profile fields."""
+    fc, headers = await login(client, settings, fiscal_code)
+    current = (await client.get("/api/identity/v1/profile", headers=headers)).json()
+    body = {"version": current["version"], "accepted_tos_version": 1, **profile}
+    updated = await client.post("/api/identity/v1/profile", json=body, headers=headers)
+    assert updated.status_code == 200, updated.text
+    return fc, headers

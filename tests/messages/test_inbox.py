@@ -11,21 +11,9 @@ from sqlalchemy import text
 from civio.core.config import Settings
 from civio.messages.schemas import NewMessage
 from civio.messages.service import accept_message
-from tests.factories import Factory, Sender, client_with, login, valid_message
+from tests.factories import Factory, Sender, client_with, open_citizen, valid_message
 
 INBOX = "/api/communication/v1/messages"
-
-
-async def open_citizen(client: httpx.AsyncClient, settings: Settings) -> tuple[str, dict[str, str]]:
-    fc, headers = await login(client, settings)
-    profile = (await client.get("/api/identity/v1/profile", headers=headers)).json()
-    accepted = await client.post(
-        "/api/identity/v1/profile",
-        json={"version": profile["version"], "accepted_tos_version": 1},
-        headers=headers,
-    )
-    assert accepted.status_code == 200
-    return fc, headers
 
 
 async def deliver(

@@ -44,6 +44,7 @@ from civio.notifications.push.providers import load_vapid, topic_for, vapid_publ
 from civio.services import service as services
 from civio.services.schemas import ServiceUpdate
 from tests.factories import Factory, Sender, client_with, login, valid_message
+from tests.factories import open_citizen as open_citizen_with
 
 INSTALLATIONS = "/api/communication/v1/installations"
 ANONYMOUS_IT = ("Hai un nuovo messaggio", "Entra nell'app per leggerlo")
@@ -175,17 +176,13 @@ async def open_citizen(
     languages: list[str] | None = None,
     fiscal_code: str | None = None,
 ) -> tuple[str, dict[str, str]]:
-    """Log in, accept the ToS (inbox and webhook on), choose the push content type."""
-    fc, headers = await login(client, settings, fiscal_code)
-    profile = (await client.get("/api/identity/v1/profile", headers=headers)).json()
-    update_body: dict[str, Any] = {"version": profile["version"], "accepted_tos_version": 1}
+    """A citizen with inbox and webhook on and the push content type chosen."""
+    fields: dict[str, Any] = {}
     if content_type is not None:
-        update_body["push_notifications_content_type"] = content_type
+        fields["push_notifications_content_type"] = content_type
     if languages is not None:
-        update_body["preferred_languages"] = languages
-    updated = await client.post("/api/identity/v1/profile", json=update_body, headers=headers)
-    assert updated.status_code == 200, updated.text
-    return fc, headers
+        fields["preferred_languages"] = languages
+    return await open_citizen_with(client, settings, fiscal_code, **fields)
 
 
 async def register(
