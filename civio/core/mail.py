@@ -200,7 +200,10 @@ def mail_language(preferred_languages: Sequence[str]) -> str:
 @cache
 def template_environment(package: str) -> jinja2.Environment:
     return jinja2.Environment(
-        loader=jinja2.PackageLoader(package, "templates"),
+        # The package's own templates, then the shared mail shell (core/templates/mail).
+        loader=jinja2.ChoiceLoader(
+            [jinja2.PackageLoader(package, "templates"), jinja2.PackageLoader("civio.core")]
+        ),
         autoescape=jinja2.select_autoescape(enabled_extensions=("html",)),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,

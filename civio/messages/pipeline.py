@@ -151,21 +151,16 @@ async def _retry_or_fail(
         if attempts is None:
             return
         if attempts >= runtime.settings.process_max_attempts:
-            await session.execute(
+            sender_service_id = await session.scalar(
                 update(Message)
                 .where(Message.fiscal_code == fiscal_code, Message.id == message_id)
                 .values(status="FAILED", status_at=datetime.now(UTC))
+                .returning(Message.sender_service_id)
             )
             session.add(MessageStatusChange(message_id=message_id, status="FAILED"))
             await emit(
                 session,
-                service_id=str(
-                    await session.scalar(
-                        select(Message.sender_service_id).where(
-                            Message.fiscal_code == fiscal_code, Message.id == message_id
-                        )
-                    )
-                ),
+                service_id=str(sender_service_id),
                 message_id=message_id,
                 event="message.status",
                 data={"status": "FAILED"},

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import secrets
 
 import httpx
@@ -80,7 +79,7 @@ def test_data_keys_are_bound_to_their_owner_and_master_key() -> None:
     with pytest.raises(CryptoError):
         other_ring.unwrap("AAAAAA00A00A000A", wrapped)
     with pytest.raises(CryptoError):
-        KeyRing(base64.b64decode(base64.b64encode(secrets.token_bytes(32)))).unwrap("X", wrapped)
+        ring.unwrap("BBBBBB00A00A000B", wrapped)  # bound to its owner: not another's key
     fresh = KeyRing(ring._wrapping_key)
     with pytest.raises(CryptoError):
         fresh.unwrap("AAAAAA00A00A000A", wrapped)
