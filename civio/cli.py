@@ -7,7 +7,6 @@ import signal
 from typing import Annotated
 
 import typer
-import uvicorn
 from sqlalchemy import select
 
 from civio.core.cli_support import DatabaseUrlOption, DataDirOption, console, settings_with
@@ -79,6 +78,7 @@ def serve(
 ) -> None:
     """Start the API (and, by default, the worker) — the embedded platform with no config."""
     from civio.app import create_app
+    from civio.core.serving import serve_app
 
     settings = settings_with(database_url, data_dir)
     configure_logging(settings.log_level, json=settings.log_json)
@@ -99,14 +99,7 @@ def serve(
             f'{{"username": "<fiscal code>", "password": "{settings.test_login_password}"}}'
         )
     app_ = create_app(settings, run_worker=worker)
-    uvicorn.run(
-        app_,
-        host=host,
-        port=port,
-        log_level="warning",
-        access_log=False,
-        timeout_graceful_shutdown=5,
-    )
+    serve_app(app_, host, port)
 
 
 @app.command("worker")
