@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     # Request bodies above this size get 413.
     max_body_bytes: int = 1024 * 1024
 
+    # Group commit: at most this many concurrent accepts share one transaction.
+    accept_max_batch: int = 200
+
     # Worker.
     run_worker: bool = True
     worker_batch_size: int = 50

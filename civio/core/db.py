@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from sqlalchemy import MetaData
+from sqlalchemy import MetaData, Table
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -74,3 +74,9 @@ async def transaction(maker: async_sessionmaker[AsyncSession]) -> AsyncIterator[
     """One unit of work: commit on success, roll back on any exception."""
     async with maker() as session, session.begin():
         yield session
+
+
+def table_of(model: type[Base]) -> Table:
+    """The Core table of a mapped class, for bulk statements that skip the ORM's unit of
+    work (executemany inserts and updates on hot paths)."""
+    return Base.metadata.tables[model.__tablename__]

@@ -1,6 +1,11 @@
 """ProcessMessage: IO's rules that turn an ACCEPTED message into PROCESSED or REJECTED.
 
-The job is at-least-once; the message row is locked and only an ACCEPTED message moves,
+A job covers the batch of messages one accept transaction wrote (group commit), and the
+batch is decided with a fixed number of statements: under load the per-message cost is the
+rules and the crypto, not round trips. A batch that fails falls back to one message at a
+time, and each message keeps its own retry count.
+
+The job is at-least-once; the message rows are locked and only an ACCEPTED message moves,
 so a job run twice (a worker killed after commit, a duplicate delivery) changes nothing
 the second time. Transient errors are retried with exponential backoff and jitter; when
 the attempts run out the message becomes FAILED.
@@ -14,120 +19,221 @@ from typing import Any
 
 import orjson
 import structlog
-from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Boolean, bindparam, case, insert, null, select, tuple_, update
 
 from civio.callbacks.service import emit
 from civio.core.backoff import exponential_backoff
 from civio.core.crypto import log_ref, open_sealed, seal
-from civio.core.db import transaction
-from civio.core.keys import data_key_for
+from civio.core.db import table_of, transaction
+from civio.core.keys import data_keys_for
 from civio.core.queue import enqueue, task
 from civio.core.runtime import Runtime
 from civio.messages.models import Message, MessageStatusChange
 from civio.messages.search import search_key, tokens_for
 from civio.messages.service import PROCESS_TASK, content_aad, summary_aad
 from civio.messages.summary import summary_of
-from civio.notifications.service import plan_notification
+from civio.notifications.service import NotificationRequest, plan_notifications
 from civio.ops.metrics import MESSAGES_PROCESSED
-from civio.profiles.service import reachability
+from civio.profiles.service import reachabilities
 from civio.services.models import Service
 
 log = structlog.get_logger(__name__)
 
+MESSAGES = table_of(Message)
+STATUS_CHANGES = table_of(MessageStatusChange)
+MessageRef = tuple[str, str]  # (fiscal_code, message_id): the message's primary key
+
+# One statement per batch for every outcome: a rejected message loses its content.
+RECORD_OUTCOME = (
+    update(MESSAGES)
+    .where(MESSAGES.c.fiscal_code == bindparam("b_fiscal_code"))
+    .where(MESSAGES.c.id == bindparam("b_id"))
+    .values(
+        status=bindparam("status"),
+        rejection_reason=bindparam("rejection_reason"),
+        is_pending=False,
+        status_at=bindparam("status_at"),
+        content_ciphertext=case(
+            (bindparam("drop_content", type_=Boolean), null()),
+            else_=MESSAGES.c.content_ciphertext,
+        ),
+        summary_ciphertext=bindparam("summary_ciphertext"),
+        search_tokens=bindparam("search_tokens"),
+    )
+)
+
+
+def job_refs(payload: dict[str, Any]) -> list[MessageRef]:
+    """The messages a job covers: a whole accept batch, or one message being retried."""
+    if "messages" in payload:
+        return [(str(fc), str(mid)) for fc, mid in payload["messages"]]
+    return [(str(payload["fiscal_code"]), str(payload["id"]))]
+
 
 @task(PROCESS_TASK)
 async def process_message_job(runtime: Runtime, payload: dict[str, Any]) -> None:
-    message_id, fiscal_code = str(payload["id"]), str(payload["fiscal_code"])
+    refs = job_refs(payload)
     try:
-        await process_message(runtime, message_id, fiscal_code)
+        await process_messages(runtime, refs)
+        return
     except Exception as exc:  # transient by definition: the rules themselves cannot fail
-        await _retry_or_fail(runtime, message_id, fiscal_code, exc)
+        if len(refs) == 1:
+            await _retry_or_fail(runtime, refs[0][1], refs[0][0], exc)
+            return
+    # The batch failed as a whole: one message at a time, so one cannot hold back others.
+    for fiscal_code, message_id in refs:
+        try:
+            await process_messages(runtime, [(fiscal_code, message_id)])
+        except Exception as exc:
+            await _retry_or_fail(runtime, message_id, fiscal_code, exc)
 
 
 async def process_message(runtime: Runtime, message_id: str, fiscal_code: str) -> str | None:
-    """Apply the rules in one transaction; returns the new status, or None if nothing moved."""
+    """Apply the rules to one message; returns the new status, or None if nothing moved."""
+    return (await process_messages(runtime, [(fiscal_code, message_id)])).get(message_id)
+
+
+async def process_messages(runtime: Runtime, refs: list[MessageRef]) -> dict[str, str]:
+    """Apply IO's rules to a batch in one transaction, with a fixed number of statements
+    whatever the batch size; returns the new status of each message that moved."""
     settings = runtime.settings
     async with transaction(runtime.sessions) as session:
-        message = await session.scalar(
-            select(Message)
-            .where(Message.fiscal_code == fiscal_code, Message.id == message_id)
-            .with_for_update()
-        )
-        if message is None or message.status != "ACCEPTED":
-            return None
+        # Locked in primary-key order, so overlapping batches wait instead of deadlocking;
+        # only ACCEPTED messages move, so a job run twice changes nothing the second time.
+        messages = (
+            await session.execute(
+                select(
+                    MESSAGES.c.fiscal_code,
+                    MESSAGES.c.id,
+                    MESSAGES.c.sender_service_id,
+                    MESSAGES.c.created_at,
+                    MESSAGES.c.time_to_live,
+                    MESSAGES.c.content_ciphertext,
+                )
+                .where(tuple_(MESSAGES.c.fiscal_code, MESSAGES.c.id).in_(refs))
+                .where(MESSAGES.c.status == "ACCEPTED")
+                .order_by(MESSAGES.c.fiscal_code, MESSAGES.c.id)
+                .with_for_update()
+            )
+        ).all()
+        if not messages:
+            return {}
         if settings.fault_stall_process_seconds:
             await asyncio.sleep(settings.fault_stall_process_seconds)
-        service = await session.get(Service, message.sender_service_id)
-        if service is None:
+        services = {
+            service.service_id: service
+            for service in await session.scalars(
+                select(Service).where(
+                    Service.service_id.in_({m.sender_service_id for m in messages})
+                )
+            )
+        }
+        if len(services) < len({m.sender_service_id for m in messages}):
             raise LookupError("sender service no longer exists")
-        profile, reach = await reachability(
+        reach_of = await reachabilities(
             session,
-            fiscal_code,
-            service.service_id,
-            special=service.category == "SPECIAL",
+            [
+                (
+                    m.fiscal_code,
+                    m.sender_service_id,
+                    services[m.sender_service_id].category == "SPECIAL",
+                )
+                for m in messages
+            ],
             grace_seconds=settings.pending_activation_grace_seconds,
         )
-        if profile is None:
-            status, reason = "REJECTED", "USER_NOT_FOUND"
-        elif not reach.inbox_enabled or not reach.sender_allowed:
-            status, reason = "REJECTED", "SERVICE_NOT_ALLOWED"
-        else:
-            status, reason = "PROCESSED", None
-        message.status = status
-        message.rejection_reason = reason
-        message.is_pending = False
-        message.status_at = datetime.now(UTC)
-        if status == "REJECTED":
-            message.content_ciphertext = None  # IO never stores a rejected message's content
-        else:
-            assert profile is not None
-            content = await _prepare_for_inbox(runtime, session, message, service)
-            await plan_notification(
-                session,
-                message,
-                service,
-                profile,
-                reach.blocked,
-                content,
-                sandbox_fiscal_code=settings.sandbox_fiscal_code,
-            )
-        session.add(MessageStatusChange(message_id=message_id, status=status))
-        await emit(
+        keys = await data_keys_for(
             session,
-            service_id=message.sender_service_id,
-            message_id=message_id,
-            event="message.status",
-            data={"status": status},
+            runtime.keyring,
+            (
+                m.fiscal_code
+                for m in messages
+                if reach_of[m.fiscal_code, m.sender_service_id][0] is not None
+            ),
         )
-    MESSAGES_PROCESSED.labels(status).inc()
-    log.info(
-        "messages.process.done",
-        message_id=message_id,
-        recipient=log_ref(fiscal_code),
-        status=status,
-        reason=reason,
-    )
-    return status
+        now = datetime.now(UTC)
+        outcomes: dict[str, str] = {}
+        updates: list[dict[str, Any]] = []
+        notifications: list[NotificationRequest] = []
+        for m in messages:
+            service = services[m.sender_service_id]
+            profile, reach = reach_of[m.fiscal_code, m.sender_service_id]
+            row: dict[str, Any] = {
+                "b_fiscal_code": m.fiscal_code,
+                "b_id": m.id,
+                "status_at": now,
+                "rejection_reason": None,
+                "drop_content": False,
+                "summary_ciphertext": None,
+                "search_tokens": None,
+            }
+            if profile is None or not reach.inbox_enabled or not reach.sender_allowed:
+                # IO never stores a rejected message's content.
+                row["status"] = "REJECTED"
+                row["drop_content"] = True
+                row["rejection_reason"] = (
+                    "USER_NOT_FOUND" if profile is None else "SERVICE_NOT_ALLOWED"
+                )
+            else:
+                row["status"] = "PROCESSED"
+                content = _prepare_for_inbox(keys[m.fiscal_code], m, service, row)
+                notifications.append(
+                    NotificationRequest(
+                        message_id=m.id,
+                        fiscal_code=m.fiscal_code,
+                        sender_service_id=m.sender_service_id,
+                        expires_at=m.created_at + timedelta(seconds=m.time_to_live),
+                        message_requires_secure_channels=content.get("require_secure_channels"),
+                        service=service,
+                        profile=profile,
+                        blocked=reach.blocked,
+                    )
+                )
+            outcomes[m.id] = row["status"]
+            updates.append(row)
+        await session.execute(RECORD_OUTCOME, updates)
+        await session.execute(
+            insert(STATUS_CHANGES),
+            [{"message_id": m.id, "status": outcomes[m.id]} for m in messages],
+        )
+        await plan_notifications(
+            session, notifications, sandbox_fiscal_code=settings.sandbox_fiscal_code
+        )
+        for m in messages:
+            await emit(
+                session,
+                service_id=m.sender_service_id,
+                message_id=m.id,
+                event="message.status",
+                data={"status": outcomes[m.id]},
+            )
+    for m, row in zip(messages, updates, strict=True):
+        MESSAGES_PROCESSED.labels(row["status"]).inc()
+        log.info(
+            "messages.process.done",
+            message_id=m.id,
+            recipient=log_ref(m.fiscal_code),
+            status=row["status"],
+            reason=row["rejection_reason"],
+        )
+    return outcomes
 
 
-async def _prepare_for_inbox(
-    runtime: Runtime, session: AsyncSession, message: Message, service: Service
+def _prepare_for_inbox(
+    data_key: bytes, message: Any, service: Service, row: dict[str, Any]
 ) -> dict[str, Any]:
     """Summary and search tokens, so listing and searching never decrypt whole contents."""
-    assert message.content_ciphertext is not None
-    data_key = await data_key_for(session, runtime.keyring, message.fiscal_code)
-    content = orjson.loads(
+    content: dict[str, Any] = orjson.loads(
         open_sealed(data_key, message.content_ciphertext, content_aad(message.id).encode())
     )
-    message.summary_ciphertext = seal(
+    row["summary_ciphertext"] = seal(
         data_key, orjson.dumps(summary_of(content)), summary_aad(message.id).encode()
     )
-    message.search_tokens = tokens_for(
+    row["search_tokens"] = tokens_for(
         search_key(data_key),
         [content["subject"], content["markdown"], service.service_name, service.organization_name],
     )
-    return content  # type: ignore[no-any-return]
+    return content
 
 
 def backoff_seconds(attempt: int) -> float:

@@ -17,16 +17,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import exists, select
+from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from civio.callbacks.service import emit
 from civio.core.backoff import exponential_backoff
-from civio.core.db import transaction
+from civio.core.db import table_of, transaction
 from civio.core.ids import new_ulid
-from civio.core.queue import enqueue
+from civio.core.queue import enqueue, enqueue_many
 from civio.core.runtime import Runtime
-from civio.messages.models import Message
 from civio.notifications.decide import Recipient, channels_for, secure_channels
 from civio.notifications.models import Installation, Notification, NotificationChannel
 from civio.profiles.models import Profile
@@ -48,52 +47,86 @@ class PermanentFailure(Exception):
     """Retrying cannot help (bad address, 4xx from the gateway): FAILED."""
 
 
-async def plan_notification(
-    session: AsyncSession,
-    message: Message,
-    service: Service,
-    profile: Profile,
-    blocked: frozenset[str],
-    content: dict[str, Any],
-    *,
-    sandbox_fiscal_code: str,
-) -> list[str]:
-    """Decide the channels of a just-processed message and queue their delivery, in the
-    processing transaction. Returns the channels (none: no record, as IO)."""
-    has_installation = bool(
-        await session.scalar(
-            select(exists().where(Installation.fiscal_code == message.fiscal_code))
+@dataclass(frozen=True)
+class NotificationRequest:
+    """A just-processed message and what the channel decision reads about it."""
+
+    message_id: str
+    fiscal_code: str
+    sender_service_id: str
+    expires_at: datetime
+    message_requires_secure_channels: bool | None
+    service: Service
+    profile: Profile
+    blocked: frozenset[str]
+
+
+NOTIFICATIONS = table_of(Notification)
+NOTIFICATION_CHANNELS = table_of(NotificationChannel)
+
+
+async def plan_notifications(
+    session: AsyncSession, requests: list[NotificationRequest], *, sandbox_fiscal_code: str
+) -> dict[str, list[str]]:
+    """Decide the channels of just-processed messages and queue their delivery, in the
+    processing transaction: one query and a few bulk inserts for the whole batch.
+
+    Returns the channels of each message; a message with none gets no record, as IO.
+    """
+    if not requests:
+        return {}
+    with_installation = set(
+        await session.scalars(
+            select(Installation.fiscal_code)
+            .where(Installation.fiscal_code.in_({r.fiscal_code for r in requests}))
+            .distinct()
         )
     )
-    recipient = Recipient(
-        has_email=profile.email_ciphertext is not None,
-        is_email_enabled=profile.is_email_enabled,
-        is_email_validated=profile.is_email_validated,
-        is_webhook_enabled=profile.is_webhook_enabled,
-        blocked=blocked,
-        has_installation=has_installation,
-        is_sandbox=message.fiscal_code == sandbox_fiscal_code,
-    )
-    secure = secure_channels(
-        content.get("require_secure_channels"), service.require_secure_channels
-    )
-    channels = channels_for(recipient, secure=secure)
-    if not channels:
-        return []
-    notification = Notification(
-        id=new_ulid(),
-        message_id=message.id,
-        fiscal_code=message.fiscal_code,
-        sender_service_id=message.sender_service_id,
-        expires_at=message.created_at + timedelta(seconds=message.time_to_live),
-    )
-    session.add(notification)
-    await session.flush()
-    for channel in channels:
-        session.add(NotificationChannel(notification_id=notification.id, channel=channel))
-        await enqueue(session, TASK_OF_CHANNEL[channel], {"notification_id": notification.id})
-    await session.flush()
-    return channels
+    planned: dict[str, list[str]] = {}
+    notifications: list[dict[str, Any]] = []
+    channel_rows: list[dict[str, Any]] = []
+    jobs: dict[str, list[dict[str, Any]]] = {}
+    for request in requests:
+        profile = request.profile
+        recipient = Recipient(
+            has_email=profile.email_ciphertext is not None,
+            is_email_enabled=profile.is_email_enabled,
+            is_email_validated=profile.is_email_validated,
+            is_webhook_enabled=profile.is_webhook_enabled,
+            blocked=request.blocked,
+            has_installation=request.fiscal_code in with_installation,
+            is_sandbox=request.fiscal_code == sandbox_fiscal_code,
+        )
+        secure = secure_channels(
+            request.message_requires_secure_channels, request.service.require_secure_channels
+        )
+        channels = channels_for(recipient, secure=secure)
+        planned[request.message_id] = channels
+        if not channels:
+            continue
+        notification_id = new_ulid()
+        notifications.append(
+            {
+                "id": notification_id,
+                "message_id": request.message_id,
+                "fiscal_code": request.fiscal_code,
+                "sender_service_id": request.sender_service_id,
+                "expires_at": request.expires_at,
+            }
+        )
+        for channel in channels:
+            channel_rows.append(
+                {"notification_id": notification_id, "channel": channel, "attempts": 0}
+            )
+            jobs.setdefault(TASK_OF_CHANNEL[channel], []).append(
+                {"notification_id": notification_id}
+            )
+    if notifications:
+        await session.execute(insert(NOTIFICATIONS), notifications)
+        await session.execute(insert(NOTIFICATION_CHANNELS), channel_rows)
+        for task_name, payloads in jobs.items():
+            await enqueue_many(session, task_name, payloads)
+    return planned
 
 
 @dataclass(frozen=True)

@@ -6,10 +6,11 @@ pipeline's blocking decision, so the two can never disagree.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, tuple_
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -75,25 +76,82 @@ async def reachability(
     grace_seconds: int,
     now: datetime | None = None,
 ) -> tuple[Profile | None, Reachability]:
-    profile = await session.get(Profile, fiscal_code)
-    if profile is None:
-        return None, Reachability(exists=False, inbox_enabled=False, blocked=frozenset({INBOX}))
-    preference = None
-    if profile.mode != "LEGACY":
-        preference = await session.get(
-            ServicePreference,
-            (fiscal_code, service_id, profile.service_preferences_settings_version),
-        )
-    blocked = blocked_channels(profile, service_id, preference)
-    if special:
-        activation = await session.get(Activation, (fiscal_code, service_id))
-        if not activation_allows(activation, now or datetime.now(UTC), grace_seconds):
-            blocked.add(INBOX)
-        else:
-            blocked.discard(INBOX)
-    return profile, Reachability(
-        exists=True, inbox_enabled=profile.is_inbox_enabled, blocked=frozenset(blocked)
+    found = await reachabilities(
+        session, [(fiscal_code, service_id, special)], grace_seconds=grace_seconds, now=now
     )
+    return found[fiscal_code, service_id]
+
+
+async def reachabilities(
+    session: AsyncSession,
+    asks: Iterable[tuple[str, str, bool]],
+    *,
+    grace_seconds: int,
+    now: datetime | None = None,
+) -> dict[tuple[str, str], tuple[Profile | None, Reachability]]:
+    """``reachability`` for many (fiscal code, service id, is SPECIAL) at once, in at most
+    three queries whatever their number: the pipeline decides a whole batch with it."""
+    asks = set(asks)
+    profiles = {
+        profile.fiscal_code: profile
+        for profile in await session.scalars(
+            select(Profile).where(Profile.fiscal_code.in_({fc for fc, _, _ in asks}))
+        )
+    }
+    preference_keys = [
+        (fc, service_id, profiles[fc].service_preferences_settings_version)
+        for fc, service_id, _ in asks
+        if fc in profiles and profiles[fc].mode != "LEGACY"
+    ]
+    preferences: dict[tuple[str, str, int], ServicePreference] = {}
+    if preference_keys:
+        columns = (
+            ServicePreference.fiscal_code,
+            ServicePreference.service_id,
+            ServicePreference.settings_version,
+        )
+        for preference in await session.scalars(
+            select(ServicePreference).where(tuple_(*columns).in_(preference_keys))
+        ):
+            key = (preference.fiscal_code, preference.service_id, preference.settings_version)
+            preferences[key] = preference
+    activation_keys = [(fc, sid) for fc, sid, special in asks if special and fc in profiles]
+    activations: dict[tuple[str, str], Activation] = {}
+    if activation_keys:
+        for activation in await session.scalars(
+            select(Activation).where(
+                tuple_(Activation.fiscal_code, Activation.service_id).in_(activation_keys)
+            )
+        ):
+            activations[activation.fiscal_code, activation.service_id] = activation
+    moment = now or datetime.now(UTC)
+    found: dict[tuple[str, str], tuple[Profile | None, Reachability]] = {}
+    for fiscal_code, service_id, special in asks:
+        profile = profiles.get(fiscal_code)
+        if profile is None:
+            found[fiscal_code, service_id] = (
+                None,
+                Reachability(exists=False, inbox_enabled=False, blocked=frozenset({INBOX})),
+            )
+            continue
+        version = profile.service_preferences_settings_version
+        blocked = blocked_channels(
+            profile, service_id, preferences.get((fiscal_code, service_id, version))
+        )
+        if special:
+            if not activation_allows(
+                activations.get((fiscal_code, service_id)), moment, grace_seconds
+            ):
+                blocked.add(INBOX)
+            else:
+                blocked.discard(INBOX)
+        found[fiscal_code, service_id] = (
+            profile,
+            Reachability(
+                exists=True, inbox_enabled=profile.is_inbox_enabled, blocked=frozenset(blocked)
+            ),
+        )
+    return found
 
 
 async def ensure_profile_at_login(

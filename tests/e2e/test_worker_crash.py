@@ -12,6 +12,7 @@ from sqlalchemy import func, select, text
 
 from civio.core.config import Settings
 from civio.messages.models import MessageStatusChange
+from civio.messages.pipeline import job_refs
 from tests.e2e.conftest import CIVIO, civio_env
 from tests.factories import Factory, valid_message
 
@@ -22,7 +23,7 @@ async def job_status(factory: Factory, message_id: str) -> str | None:
             text("SELECT status::text, payload FROM pgqueuer WHERE entrypoint = 'messages.process'")
         )
         for status, payload in rows:
-            if orjson.loads(payload)["id"] == message_id:
+            if message_id in (mid for _, mid in job_refs(orjson.loads(payload))):
                 return str(status)
     return None
 
