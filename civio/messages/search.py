@@ -63,9 +63,21 @@ def query_terms(query: str) -> list[str]:
 
 
 def token_hash(key: bytes, term: str) -> int:
-    digest = hmac.digest(key, term.encode(), hashlib.sha256)
-    return int.from_bytes(digest[:8], "big", signed=True)
+    return _truncate(hmac.digest(key, term.encode(), hashlib.sha256))
 
 
 def tokens_for(key: bytes, texts: Iterable[str]) -> list[int]:
-    return sorted({token_hash(key, term) for term in indexed_terms(texts)})
+    # Same values as ``token_hash``; the keyed state is computed once and copied per term,
+    # which saves a third of the processing worker's hashing time (py-spy: tokens were 15%
+    # of a loaded process).
+    keyed = hmac.new(key, digestmod=hashlib.sha256)
+    tokens = set()
+    for term in indexed_terms(texts):
+        one = keyed.copy()
+        one.update(term.encode())
+        tokens.add(_truncate(one.digest()))
+    return sorted(tokens)
+
+
+def _truncate(digest: bytes) -> int:
+    return int.from_bytes(digest[:8], "big", signed=True)

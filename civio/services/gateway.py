@@ -8,6 +8,7 @@ running server within a second without a query per request.
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import math
 import time
@@ -113,6 +114,9 @@ class Gateway:
     runtime: Runtime
     limiter: RateLimiter
     _cache: dict[bytes, tuple[float, CallerService | None]] = field(default_factory=dict)
+    # One lookup per key at a time: when a cached entry expires under load, the concurrent
+    # requests for that key wait for a single query instead of each sending their own.
+    _lookups: dict[bytes, asyncio.Future[CallerService | None]] = field(default_factory=dict)
 
     @classmethod
     def build(cls, runtime: Runtime) -> Gateway:
@@ -124,6 +128,30 @@ class Gateway:
         cached = self._cache.get(digest)
         if cached is not None and cached[0] > now:
             return cached[1]
+        running = self._lookups.get(digest)
+        if running is not None:
+            return await asyncio.shield(running)
+        lookup = asyncio.get_running_loop().create_future()
+        self._lookups[digest] = lookup
+        try:
+            snapshot = await self._load(digest)
+        except asyncio.CancelledError:
+            lookup.cancel()
+            raise
+        except Exception as exc:
+            lookup.set_exception(exc)
+            lookup.exception()  # marked retrieved: waiters, if any, get it too
+            raise
+        else:
+            lookup.set_result(snapshot)
+        finally:
+            del self._lookups[digest]
+        if len(self._cache) > 50_000:
+            self._cache.clear()
+        self._cache[digest] = (now + self.runtime.settings.service_cache_seconds, snapshot)
+        return snapshot
+
+    async def _load(self, digest: bytes) -> CallerService | None:
         async with self.runtime.sessions() as session:
             row = (
                 await session.execute(
@@ -136,11 +164,7 @@ class Gateway:
                     )
                 )
             ).one_or_none()
-        snapshot = CallerService.of(row[0], row[1]) if row is not None else None
-        if len(self._cache) > 50_000:
-            self._cache.clear()
-        self._cache[digest] = (now + self.runtime.settings.service_cache_seconds, snapshot)
-        return snapshot
+        return CallerService.of(row[0], row[1]) if row is not None else None
 
     def rate_limit_for(self, service: CallerService) -> int | None:
         if service.has("ApiNoRateLimit"):
