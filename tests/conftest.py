@@ -17,6 +17,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import structlog
 from fastapi import FastAPI
 
 from civio.app import create_app
@@ -24,6 +25,15 @@ from civio.core.config import Settings
 from civio.core.migrate import upgrade
 from civio.core.runtime import Runtime
 from tests.factories import Factory
+
+
+@pytest.fixture(autouse=True)
+def isolated_logging_config() -> Iterator[None]:
+    """A CLI command run in-process reconfigures structlog (level WARNING in the CLI tests);
+    later tests in the same process must still see the configuration they started with."""
+    saved = structlog.get_config()
+    yield
+    structlog.configure(**saved)
 
 
 @pytest.fixture(scope="session")

@@ -46,7 +46,7 @@ def settings_with(database_url: str | None, data_dir: Path | None = None) -> Set
 
 def run_with_runtime(settings: Settings, work: Callable[[Runtime], Awaitable[T]]) -> T:
     """Run one unit of CLI work against the database; a Problem becomes exit code 1."""
-    configure_logging(settings.log_level, json=False)
+    configure_logging(settings.log_level, json=False, cache=False)
 
     async def main() -> T:
         runtime = Runtime.build(settings, pool_size=2)

@@ -21,7 +21,9 @@ class _CurrentStderrLogger:
     log = debug = info = warn = warning = error = critical = exception = fatal = msg
 
 
-def configure_logging(level: str = "INFO", *, json: bool = True) -> None:
+def configure_logging(level: str = "INFO", *, json: bool = True, cache: bool = True) -> None:
+    """``cache`` binds each logger once, on first use: right for long-running processes;
+    short CLI commands (and tests that run them in-process and capture logs) pass False."""
     renderer: structlog.types.Processor = (
         structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer()
     )
@@ -37,5 +39,5 @@ def configure_logging(level: str = "INFO", *, json: bool = True) -> None:
             logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
         ),
         logger_factory=lambda *_: _CurrentStderrLogger(),
-        cache_logger_on_first_use=True,
+        cache_logger_on_first_use=cache,
     )
