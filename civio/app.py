@@ -185,3 +185,13 @@ def create_app(
     app.add_middleware(MetricsMiddleware)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     return app
+
+
+def app_from_environment() -> FastAPI:
+    """The factory each process of a multi-process ``civio serve`` calls: the parent passes
+    everything (database URL, data dir, worker switch) through ``CIVIO_*`` variables."""
+    from civio.core.logging import configure_logging
+
+    settings = Settings()
+    configure_logging(settings.log_level, json=settings.log_json)
+    return create_app(settings)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 from typing import Annotated
 
@@ -73,6 +74,15 @@ def serve(
     host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port")] = 8000,
     worker: Annotated[bool, typer.Option("--worker/--no-worker", help="In-process worker.")] = True,
+    processes: Annotated[
+        int | None,
+        typer.Option(
+            "--processes",
+            min=1,
+            help="HTTP server processes, each with its own in-process worker "
+            "(default CIVIO_PROCESSES, 1).",
+        ),
+    ] = None,
     database_url: DatabaseUrlOption = None,
     data_dir: DataDirOption = None,
 ) -> None:
@@ -98,8 +108,21 @@ def serve(
             f"  citizen test login: POST {base}/api/auth/v1/test-login "
             f'{{"username": "<fiscal code>", "password": "{settings.test_login_password}"}}'
         )
-    app_ = create_app(settings, run_worker=worker)
-    serve_app(app_, host, port)
+    count = processes or settings.processes
+    if count == 1:
+        serve_app(create_app(settings, run_worker=worker), host, port)
+        return
+    # Each process builds its own app from the environment; the embedded cluster stays
+    # owned by this (supervising) process, and the others connect to its URL.
+    os.environ.update(
+        {
+            "CIVIO_DATABASE_URL": database_url_of(settings),
+            "CIVIO_DATA_DIR": str(settings.data_dir),
+            "CIVIO_RUN_WORKER": "true" if worker else "false",
+        }
+    )
+    console.print(f"  {count} server processes")
+    serve_app("civio.app:app_from_environment", host, port, processes=count)
 
 
 @app.command("worker")

@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     # Group commit: at most this many concurrent accepts share one transaction.
     accept_max_batch: int = 200
 
+    # HTTP server processes of ``civio serve`` (each with its own in-process worker).
+    processes: int = 1
+
     # Worker.
     run_worker: bool = True
     worker_batch_size: int = 50
