@@ -46,7 +46,6 @@ import contextlib
 import dataclasses
 import json
 import os
-import platform
 import random
 import re
 import secrets
@@ -54,7 +53,6 @@ import shutil
 import statistics
 import string
 import struct
-import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -64,8 +62,8 @@ from typing import Any
 
 import asyncpg
 import httpx
-import pgserver
 import psutil
+from common import machine_info, percentile, scratch_dir, stop_cluster
 from sqlalchemy import event
 from ulid import ULID
 
@@ -205,12 +203,6 @@ def fiscal_codes(count: int, rng: random.Random) -> list[str]:
 
 
 # --------------------------------------------------------------------------- results
-
-
-def percentile(sorted_values: list[float], fraction: float) -> float:
-    """Nearest-rank percentile of an already sorted list."""
-    rank = max(0, min(len(sorted_values) - 1, round(fraction * len(sorted_values)) - 1))
-    return sorted_values[rank]
 
 
 @dataclass
@@ -799,17 +791,8 @@ async def measure_http(
 # --------------------------------------------------------------------------- output
 
 
-async def machine_info(pg: asyncpg.Connection) -> dict[str, Any]:
-    cpu_model = ""
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu_model = line.split(":", 1)[1].strip()
-                break
-    memory_gib = 0.0
-    with contextlib.suppress(OSError, ValueError, IndexError):
-        kib = int(Path("/proc/meminfo").read_text().split()[1])
-        memory_gib = round(kib / 2**20, 1)
+async def postgres_info(pg: asyncpg.Connection) -> dict[str, Any]:
+    """This machine (``common.machine_info``) and the cluster's version and settings."""
     names = (
         "shared_buffers",
         "work_mem",
@@ -819,11 +802,7 @@ async def machine_info(pg: asyncpg.Connection) -> dict[str, Any]:
         "plan_cache_mode",
     )
     return {
-        "nproc": os.cpu_count(),
-        "cpu_model": cpu_model,
-        "memory_gib": memory_gib,
-        "os": platform.platform(),
-        "python": platform.python_version(),
+        **machine_info(),
         "postgres": await pg.fetchval("SHOW server_version"),
         "postgres_settings": {name: await pg.fetchval(f"SHOW {name}") for name in names},
     }
@@ -1183,7 +1162,7 @@ class Bench:
             deep_position,
         )
         items = scenarios(args.inbox_size, deep_position, deep_id)
-        machine = await machine_info(pg)
+        machine = await postgres_info(pg)
         machine["loadavg_before_measuring"] = [round(x, 2) for x in os.getloadavg()]
         # Other work on the machine skews latencies: say how busy it was.
         machine["busy_percent_before_measuring"] = psutil.cpu_percent(interval=2)
@@ -1298,7 +1277,7 @@ async def run(args: argparse.Namespace, tmp: Path) -> tuple[dict[str, Any], list
     return result, items
 
 
-def parse_args() -> argparse.Namespace:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--messages-total", type=int, default=1_000_000)
     parser.add_argument("--inbox-size", type=int, default=10_000)
@@ -1311,7 +1290,7 @@ def parse_args() -> argparse.Namespace:
         "--pending-messages", type=int, default=250, help="step 6's messages (0: skip it)"
     )
     parser.add_argument("--seed", type=int, default=20261125)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if not 0 < args.inbox_size < args.messages_total:
         parser.error("need 0 < --inbox-size < --messages-total")
     if args.inbox_size < 1000:
@@ -1319,18 +1298,21 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
-def main() -> None:
-    args = parse_args()
+def measure(args: argparse.Namespace) -> tuple[dict[str, Any], list[Scenario]]:
+    """One run on a throw-away embedded cluster, always cleaned up."""
     check_vocabulary()
     configure_logging("WARNING")
     # A short path: the server's Unix socket lives in the data directory.
-    tmp = Path(tempfile.mkdtemp(prefix="civio-inbox-", dir="/tmp"))
+    tmp = scratch_dir("inbox")
     try:
-        result, items = asyncio.run(run(args, tmp))
+        return asyncio.run(run(args, tmp))
     finally:
-        with contextlib.suppress(Exception):
-            pgserver.get_server(tmp / "pgdata").cleanup()
+        stop_cluster(tmp)
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def main() -> None:
+    result, items = measure(parse_args())
     RESULTS_JSON.parent.mkdir(parents=True, exist_ok=True)
     RESULTS_JSON.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
     RESULTS_MD.write_text(markdown(result, items))

@@ -5,8 +5,13 @@ and one APNs installation each), accepts ``--messages`` messages through civio's
 path, then runs the real worker until every channel has an outcome. Rates come from the
 ``sent_at`` timestamps the delivery loop records, per channel. Both receivers are real
 servers on loopback: aiosmtpd (SMTP) and an aiohttp app speaking gorush's ``/api/push``.
+Before civio's run, the same receivers are loaded without civio (``--limit-duration`` s
+each): 8 persistent SMTP sessions from aiosmtplib, and wrk POSTing single-token pushes from
+64 connections. Those rates are the limits civio's emails/s and pushes/s are compared with.
 
     .venv/bin/python bench/notifications.py [--messages 2000] [--citizens 50]
+
+``bench/run.py`` runs this as its ``notifications`` section.
 """
 
 from __future__ import annotations
@@ -15,25 +20,26 @@ import argparse
 import asyncio
 import base64
 import json
-import os
-import platform
 import secrets
 import shutil
-import socket
-import tempfile
+import sys
 import time
 from datetime import UTC, datetime
+from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
+import aiosmtplib
 from aiohttp import web
 from aiosmtpd.controller import Controller
+from common import Generator, Target, free_port, log, machine_info, scratch_dir, stop_cluster
 from sqlalchemy import text
 
 import civio.jobs  # noqa: F401 - registers every job handler
 from civio.core.config import Settings
 from civio.core.db import transaction
 from civio.core.embedded import embedded_database_url
+from civio.core.logging import configure_logging
 from civio.core.migrate import upgrade_async
 from civio.core.queue import Worker
 from civio.core.runtime import Runtime
@@ -49,12 +55,6 @@ from civio.services.schemas import ServiceCreate
 RESULTS = Path(__file__).resolve().parent / "results" / "notifications.json"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class SmtpCounter:
     def __init__(self) -> None:
         self.count = 0
@@ -67,6 +67,47 @@ class SmtpCounter:
 def fiscal_code(i: int) -> str:
     letters = "".join(chr(65 + (i // 26**k) % 26) for k in range(6))
     return f"{letters}80A01H{i % 1000:03d}Z"
+
+
+PUSH_BODY = json.dumps(
+    {"notifications": [{"tokens": ["0" * 64], "platform": 1, "message": "Nuovo messaggio"}]}
+)
+
+
+async def smtp_limit(port: int, seconds: float, sessions: int = 8) -> dict[str, Any]:
+    """Emails/s the local SMTP server takes from persistent aiosmtplib sessions."""
+    message = EmailMessage()
+    message["From"], message["To"] = "bench@example.org", "citizen@example.org"
+    message["Subject"] = "Hai un nuovo messaggio"
+    message.set_content("Gentile cittadino, è disponibile un nuovo messaggio. " * 8)
+    sent = 0
+    deadline = time.perf_counter() + seconds
+
+    async def session() -> None:
+        nonlocal sent
+        async with aiosmtplib.SMTP(hostname="127.0.0.1", port=port) as client:
+            while time.perf_counter() < deadline:
+                await client.send_message(message)
+                sent += 1
+
+    started = time.perf_counter()
+    await asyncio.gather(*(session() for _ in range(sessions)))
+    elapsed = time.perf_counter() - started
+    return {
+        "client": f"aiosmtplib, {sessions} persistent sessions",
+        "sent": sent,
+        "per_second": round(sent / elapsed, 1),
+    }
+
+
+async def push_limit(port: int, seconds: float, work_dir: Path) -> dict[str, Any]:
+    """Pushes/s the local gateway takes from wrk (64 connections, one token per request)."""
+    generator = Generator(f"http://127.0.0.1:{port}", "", work_dir)
+    target = Target("POST", ["/api/push"], 200, PUSH_BODY)
+    if generator.wrk is None:
+        return {"client": "none (wrk not on PATH)", "per_second": None}
+    load = await generator.closed_loop(target, 64, seconds)
+    return {"client": load.generator, **load.summary()}
 
 
 async def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
@@ -87,6 +128,16 @@ async def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     await runner.setup()
     push_port = free_port()
     await web.TCPSite(runner, "127.0.0.1", push_port).start()
+    limits: dict[str, Any] = {}
+    if args.limit_duration > 0:
+        log(f"notifications: receivers' limits without civio ({args.limit_duration:g} s each)")
+        limits["smtp"] = await smtp_limit(smtp_port, args.limit_duration)
+        limits["push"] = await push_limit(push_port, args.limit_duration, tmp)
+        log(
+            f"notifications: SMTP server {limits['smtp']['per_second']:,.0f} emails/s, push "
+            f"receiver {limits['push']['per_second'] or 0:,.0f} pushes/s"
+        )
+        smtp.count, pushes["count"] = 0, 0
 
     url = embedded_database_url(tmp)
     await upgrade_async(url)
@@ -144,10 +195,10 @@ async def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
                 }
             }
         )
-        print(f"accepting {args.messages} messages for {args.citizens} citizens …", flush=True)
+        log(f"notifications: accepting {args.messages:,} messages for {args.citizens} citizens")
         for i in range(args.messages):
             await accept_message(runtime, caller, citizens[i % len(citizens)], body)
-        print("running the worker until every channel has an outcome …", flush=True)
+        log("notifications: running the worker until every channel has an outcome")
         started = time.perf_counter()
         await Worker(runtime).run(drain=True)
         wall = time.perf_counter() - started
@@ -169,13 +220,13 @@ async def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
                 entry["sent_per_second"] = round(count / span, 1)
         return {
             "date": datetime.now(UTC).isoformat(timespec="seconds"),
-            "machine": {"nproc": os.cpu_count(), "python": platform.python_version()},
             "messages": args.messages,
             "citizens": args.citizens,
             "worker_wall_seconds": round(wall, 2),
             "emails_received": smtp.count,
             "pushes_received": pushes["count"],
             "channels": per_channel,
+            "receiver_limits": limits,
         }
     finally:
         await runtime.close()
@@ -183,19 +234,33 @@ async def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         controller.stop()
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--messages", type=int, default=2000)
     parser.add_argument("--citizens", type=int, default=50)
-    args = parser.parse_args()
-    tmp = Path(tempfile.mkdtemp(prefix="cn-", dir="/tmp"))
+    parser.add_argument(
+        "--limit-duration", type=float, default=5, help="receivers' limits, s each (0: skip)"
+    )
+    return parser.parse_args(argv)
+
+
+def measure(args: argparse.Namespace) -> dict[str, Any]:
+    """One run on a throw-away embedded cluster, always cleaned up."""
+    configure_logging("WARNING")  # the worker logs every delivery at INFO
+    tmp = scratch_dir("notifications")
     try:
-        result = asyncio.run(run(args, tmp))
+        return asyncio.run(run(args, tmp))
     finally:
+        stop_cluster(tmp)
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def main() -> None:
+    result = measure(parse_args())
+    result["machine"] = machine_info()
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
+    json.dump(result, sys.stdout, indent=2)
 
 
 if __name__ == "__main__":
