@@ -59,6 +59,10 @@ class Settings(BaseSettings):
     worker_concurrency: int = 64
     job_heartbeat_timeout_seconds: float = 30.0
     process_max_attempts: int = 5
+    # pgqueuer writes a log row per job state change; rows older than this are pruned by
+    # every continuous worker (0 keeps them forever).
+    queue_log_retention_hours: float = 24.0
+    queue_log_prune_seconds: float = 300.0
     # Fault injection for the crash-recovery test: sleep inside the processing
     # transaction so a test can SIGKILL the worker mid-way. Zero in real use.
     fault_stall_process_seconds: float = 0.0
