@@ -150,6 +150,9 @@ def create_app(
     app.add_exception_handler(StarletteHTTPException, handle_http)
     app.add_exception_handler(Exception, handle_unexpected)
 
+    # Probes first: routes are matched in order, and /healthz last of ~100 routes spent
+    # 39% of its time matching (py-spy).
+    app.include_router(ops_router)
     pa = APIRouter(prefix=PA_PREFIX)
     pa.include_router(messages_pa)
     pa.include_router(profiles_pa)
@@ -163,7 +166,6 @@ def create_app(
     app.include_router(catalog_public)
     app.include_router(messages_citizen)
     app.include_router(notifications_citizen)
-    app.include_router(ops_router)
 
     documents: dict[str, dict[str, Any]] = {}
 
