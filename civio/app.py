@@ -193,7 +193,10 @@ def app_from_environment() -> FastAPI:
     """The factory each process of a multi-process ``civio serve`` calls: the parent passes
     everything (database URL, data dir, worker switch) through ``CIVIO_*`` variables."""
     from civio.core.logging import configure_logging
+    from civio.core.serving import tune_gc
 
     settings = Settings()
     configure_logging(settings.log_level, json=settings.log_json)
-    return create_app(settings)
+    app = create_app(settings)
+    tune_gc()
+    return app

@@ -134,6 +134,10 @@ def worker(database_url: DatabaseUrlOption = None, data_dir: DataDirOption = Non
     settings = settings_with(database_url, data_dir)
     configure_logging(settings.log_level, json=settings.log_json)
 
+    from civio.core.serving import tune_gc
+
+    tune_gc()
+
     async def main() -> None:
         runtime = Runtime.build(settings)
         job_worker = Worker(runtime)
