@@ -95,12 +95,19 @@ def worst(
     return max(found, key=lambda item: item[1])
 
 
+def is_projection(volume: dict[str, Any]) -> bool:
+    """A run of fewer messages is scaled up to 1,000,000 and shown as a projection; a full
+    run stops at most one in-flight request per connection short (wrk stops its threads
+    with requests outstanding), which is scaled too but is a measurement."""
+    return bool(volume["messages"] < 0.999 * MILLION)
+
+
 def volume_seconds(volume: dict[str, Any] | None) -> tuple[float | None, bool]:
     """Seconds to accept and process 1,000,000 messages, and whether that is a projection."""
     if not volume:
         return None, False
     if "projected_1m_seconds" in volume:
-        return volume["projected_1m_seconds"], True
+        return volume["projected_1m_seconds"], is_projection(volume)
     return volume.get("all_processed_seconds"), False
 
 
@@ -914,8 +921,8 @@ def _volume(ax: Any, sections: dict[str, Any], by_id: dict[str, Check]) -> None:
         _empty(ax, title)
         return
     scale = MILLION / volume["messages"]
-    projected = volume["messages"] < MILLION
-    accept_s = volume["accept_seconds"] * scale if projected else volume["accept_seconds"]
+    projected = is_projection(volume)
+    accept_s = volume["accept_seconds"] * scale
     total_s, _ = volume_seconds(volume)
     assert total_s is not None
     how = f"\nprojected from {num(volume['messages'])} messages" if projected else ""
