@@ -119,8 +119,13 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         own_runtime = runtime is None
-        # A shared runtime (tests, embedding) is used with this app's settings.
-        rt = dataclasses.replace(runtime, settings=settings) if runtime else Runtime.build(settings)
+        # A shared runtime (tests, embedding) is used with this app's settings and its own
+        # per-process components (the accept group committer is built from these settings).
+        rt = (
+            dataclasses.replace(runtime, settings=settings, components={})
+            if runtime
+            else Runtime.build(settings)
+        )
         app.state.runtime = rt
         app.state.gateway = Gateway.build(rt)
         worker_task = None
