@@ -120,15 +120,14 @@ async def process_messages(runtime: Runtime, refs: list[MessageRef]) -> dict[str
             return {}
         if settings.fault_stall_process_seconds:
             await asyncio.sleep(settings.fault_stall_process_seconds)
+        sender_ids = {m.sender_service_id for m in messages}
         services = {
             service.service_id: service
             for service in await session.scalars(
-                select(Service).where(
-                    Service.service_id.in_({m.sender_service_id for m in messages})
-                )
+                select(Service).where(Service.service_id.in_(sender_ids))
             )
         }
-        if len(services) < len({m.sender_service_id for m in messages}):
+        if len(services) < len(sender_ids):
             raise LookupError("sender service no longer exists")
         reach_of = await reachabilities(
             session,
