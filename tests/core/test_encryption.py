@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 
 import httpx
 import pytest
 from sqlalchemy import text
 
-from civio.core.crypto import CryptoError, KeyRing, open_sealed, seal
-from civio.core.keys import DataKey
+from civio.core.crypto import CryptoError, KeyRing, load_master_key, open_sealed, seal
+from civio.core.db import transaction
+from civio.core.keys import DataKey, data_keys_for
 from tests.factories import Factory, random_fiscal_code
 
 
@@ -87,3 +89,29 @@ def test_data_keys_are_bound_to_their_owner_and_master_key() -> None:
     assert open_sealed(key, sealed, b"message:1") == b"hello"
     with pytest.raises(CryptoError):
         open_sealed(key, sealed, b"message:2")  # content cannot be moved to another message
+
+
+async def test_concurrent_first_uses_of_overlapping_citizens_agree_on_one_key_each(
+    factory: Factory,
+) -> None:
+    """Two accept batches creating keys for overlapping citizens at once (each process with
+    its own cache): every citizen ends with one key, and both batches encrypt under it."""
+    master = load_master_key(factory.settings)
+    codes = [random_fiscal_code() for _ in range(6)]
+
+    async def batch(order: list[str]) -> dict[str, bytes]:
+        ring = KeyRing(master)  # a fresh process: nothing cached
+        async with transaction(factory.runtime.sessions) as session:
+            keys = await data_keys_for(session, ring, order)
+            await asyncio.sleep(0.05)  # hold the new rows uncommitted while the other races
+            return keys
+
+    first, second = await asyncio.gather(batch(codes[:4]), batch(list(reversed(codes))))
+    for code in codes[:4]:
+        assert first[code] == second[code]
+    async with factory.runtime.engine.connect() as connection:
+        stored = await connection.scalar(
+            text("SELECT count(*) FROM data_keys WHERE fiscal_code = ANY(:codes)"),
+            {"codes": codes},
+        )
+    assert stored == len(codes)
