@@ -152,3 +152,32 @@ async def test_cidr_applies_to_every_pa_endpoint(
     ]
     for call in calls:
         assert_problem(await call, 403, "You are not allowed here")
+
+
+async def test_concurrent_requests_with_a_cold_cache_send_one_lookup(
+    settings: Settings, runtime: Runtime, factory: Factory
+) -> None:
+    """When the cache has nothing (start, or expiry under load), 30 requests with the same
+    key wait for one query instead of sending 30."""
+    import asyncio
+
+    from sqlalchemy import event
+
+    sender = await factory.sender(groups=["ApiMessageWrite", "ApiLimitedProfileRead"])
+    lookups: list[str] = []
+
+    def count(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        if "primary_key_hash" in statement:
+            lookups.append(statement)
+
+    event.listen(runtime.engine.sync_engine, "before_cursor_execute", count)
+    try:
+        async with client_with(settings, runtime) as client:
+            url = f"/api/v1/profiles/{random_fiscal_code()}"
+            responses = await asyncio.gather(
+                *(client.get(url, headers=sender.headers) for _ in range(30))
+            )
+    finally:
+        event.remove(runtime.engine.sync_engine, "before_cursor_execute", count)
+    assert [r.status_code for r in responses] == [404] * 30
+    assert len(lookups) == 1
