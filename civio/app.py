@@ -21,9 +21,11 @@ from civio.auth.routes_citizen import router as auth_citizen
 from civio.auth.routes_oidc import router as auth_oidc
 from civio.catalog.routes_public import router as catalog_public
 from civio.core.config import Settings
+from civio.core.db_unavailable import DATABASE_ERRORS
 from civio.core.http import BodySizeLimit
 from civio.core.problems import (
     Problem,
+    handle_database_error,
     handle_http,
     handle_problem,
     handle_unexpected,
@@ -153,6 +155,8 @@ def create_app(
     app.add_exception_handler(Problem, handle_problem)
     app.add_exception_handler(RequestValidationError, handle_validation)
     app.add_exception_handler(StarletteHTTPException, handle_http)
+    for database_error in DATABASE_ERRORS:  # 503 + Retry-After while the database is away
+        app.add_exception_handler(database_error, handle_database_error)
     app.add_exception_handler(Exception, handle_unexpected)
 
     # Probes first: routes are matched in order, and /healthz last of ~100 routes spent

@@ -8,7 +8,15 @@ meantime in one transaction, so 64 concurrent accepts cost a handful of commits 
 and raises if that commit failed. No timer is involved: an idle system writes an item as
 soon as it arrives; batching only happens when writers are already waiting.
 
-A batch that fails is retried one item at a time, so one bad item fails alone.
+A batch that fails is retried one item at a time, so one bad item fails alone; but not
+when the database connection was lost (``is_database_unavailable``): then no item is to
+blame, and every one of them is reported failed at once (the API's 503), never written
+again. Writing a batch again after a dropped connection could only fail item by item
+while the database is away, or, had the lost connection's COMMIT landed after all, try to
+store the same items a second time. PostgreSQL's fast shutdown (a restart) answers a
+COMMIT it has received before it ends the session, so a 503 means "not stored"; only a
+connection cut between the commit and its answer (a crash, a network partition) leaves
+the outcome unknown, as for any database client.
 """
 
 from __future__ import annotations
@@ -16,6 +24,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
+
+from civio.core.db_unavailable import is_database_unavailable
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")
@@ -72,8 +82,9 @@ class GroupCommitter(Generic[Item, Result]):
         try:
             results = await self._write([item for item, _ in batch])
         except Exception as exc:
-            if len(batch) == 1:
-                _settle(batch[0][1], exc)
+            if len(batch) == 1 or is_database_unavailable(exc):
+                for _, future in batch:
+                    _settle(future, exc)
                 return
             for one in batch:  # isolate the item that failed the batch
                 await self._write_batch([one])

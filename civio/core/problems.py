@@ -9,11 +9,14 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import structlog
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+
+from civio.core.db_unavailable import is_database_unavailable
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -151,6 +154,30 @@ async def handle_http(_: Request, exc: Exception) -> Response:
     )
 
 
+# How long a client is asked to wait while the database is unreachable: a restart or a
+# failover takes seconds.
+DATABASE_RETRY_AFTER_SECONDS = 5
+
+
+def database_unavailable() -> Problem:
+    return Problem(
+        503,
+        "Service temporarily unavailable",
+        "The database cannot be reached at the moment; retry later.",
+        headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)},
+    )
+
+
+async def handle_database_error(request: Request, exc: Exception) -> Response:
+    """Registered for the driver's exception classes (``DATABASE_ERRORS``): an outage is a
+    503 the client may retry, anything else the usual 500. Only the exception's type is
+    logged: a database error's text carries the statement's bound parameters."""
+    if not is_database_unavailable(exc):
+        return await handle_unexpected(request, exc)
+    structlog.get_logger(__name__).warning("http.database_unavailable", error=type(exc).__name__)
+    return problem_response(database_unavailable())
+
+
 async def handle_unexpected(_: Request, exc: Exception) -> Response:
     import structlog
 
@@ -178,6 +205,7 @@ _DESCRIPTIONS = {
     413: "Request body too large.",
     429: "Too many requests.",
     500: "Internal server error.",
+    503: "Temporarily unavailable (the database cannot be reached); see Retry-After.",
 }
 
 

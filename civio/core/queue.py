@@ -20,16 +20,23 @@ import orjson
 import structlog
 from pgqueuer import AsyncpgDriver, Queries, QueueManager
 from pgqueuer.adapters.persistence.qb import QueryBuilderEnvironment
+from pgqueuer.errors import RetryRequested
 from pgqueuer.models import Job
 from pgqueuer.types import QueueExecutionMode
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from civio.core.backoff import exponential_backoff
 from civio.core.config import Settings
 from civio.core.db import asyncpg_dsn
+from civio.core.db_unavailable import is_database_unavailable
 from civio.core.runtime import Runtime
 
 log = structlog.get_logger(__name__)
+
+# The longest wait between a worker's attempts to reach the database again (its queue
+# connection, or a job that failed because the database was away).
+OUTAGE_RETRY_MAX_SECONDS = 10.0
 
 JobHandler = Callable[["Runtime", dict[str, Any]], Awaitable[None]]
 
@@ -158,9 +165,36 @@ class Worker:
         self._heartbeat_timeout = timedelta(seconds=settings.job_heartbeat_timeout_seconds)
         self._manager: QueueManager | None = None
         self._stopping = asyncio.Event()
+        self._outages = 0  # consecutive failed starts, for the reconnect backoff
 
     async def run(self, *, drain: bool = False) -> None:
-        """Process jobs until ``stop()``; with ``drain`` return once nothing is runnable."""
+        """Process jobs until ``stop()``; with ``drain`` return once nothing is runnable.
+
+        A continuous worker outlives a database outage: when its queue connection is lost
+        it waits (exponential backoff) and starts over on a new one. Jobs it had picked
+        keep their rows (``picked``, heartbeat going stale) and are picked again, by this
+        worker or another; handlers are idempotent, so nothing is lost or done twice.
+        """
+        while True:
+            try:
+                await self._run_once(drain=drain)
+                return
+            except Exception as exc:
+                if drain or self._stopping.is_set() or not is_database_unavailable(exc):
+                    raise
+                self._outages += 1
+                delay = exponential_backoff(0.5, self._outages, OUTAGE_RETRY_MAX_SECONDS)
+                log.warning(
+                    "worker.database_unavailable",
+                    error=type(exc).__name__,
+                    retry_in_seconds=round(delay, 2),
+                )
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), timeout=delay)
+                if self._stopping.is_set():
+                    return
+
+    async def _run_once(self, *, drain: bool) -> None:
         connection = await asyncpg.connect(asyncpg_dsn(self._runtime.url))
         try:
             manager = QueueManager(Queries(AsyncpgDriver(connection)))
@@ -170,6 +204,7 @@ class Worker:
             if self._stopping.is_set():
                 return
             log.info("worker.started", tasks=sorted(registered_tasks()))
+            self._outages = 0
             # Housekeeping runs only in continuous workers: a drain must be able to end.
             # pgqueuer's own drain mode also waits for jobs deferred into the future (retry
             # backoffs); ours stops as soon as nothing is runnable now.
@@ -191,7 +226,9 @@ class Worker:
                 with contextlib.suppress(asyncio.CancelledError):
                     await side
         finally:
-            await connection.close()
+            # A connection the server cut cannot close cleanly; it is gone either way.
+            with contextlib.suppress(Exception):
+                await connection.close(timeout=5)
             log.info("worker.stopped")
 
     async def _stop_when_idle(self, manager: QueueManager) -> None:
@@ -267,7 +304,25 @@ async def _run_periodic(runtime: Runtime) -> None:
 def _adapt(runtime: Runtime, spec: TaskSpec) -> Callable[[Job], Awaitable[None]]:
     async def run_job(job: Job) -> None:
         payload = orjson.loads(job.payload) if job.payload else {}
-        await spec.handler(runtime, payload)
+        try:
+            await spec.handler(runtime, payload)
+        except RetryRequested:
+            raise
+        except Exception as exc:
+            if not is_database_unavailable(exc):
+                raise
+            # Not the job's fault: keep it for later instead of letting pgqueuer drop it as
+            # failed (a handler cannot record its own retry while the database is away).
+            delay = exponential_backoff(1.0, job.attempts + 1, OUTAGE_RETRY_MAX_SECONDS)
+            log.warning(
+                "worker.job.database_unavailable",
+                task=spec.name,
+                error=type(exc).__name__,
+                retry_in_seconds=round(delay, 2),
+            )
+            raise RetryRequested(
+                delay=timedelta(seconds=delay), reason="database unavailable"
+            ) from exc
 
     run_job.__name__ = spec.name.replace(".", "_")
     return run_job

@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+import asyncio
+
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
+from civio.core.problems import DATABASE_RETRY_AFTER_SECONDS
 from civio.core.runtime import get_runtime
 
 router = APIRouter(tags=["ops"], include_in_schema=False)
@@ -16,15 +19,26 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
+# A probe answers within this bound even when the database hangs or the pool is exhausted:
+# a load balancer's probe that times out tells it less than a 503.
+READY_CHECK_SECONDS = 3.0
+
+
 @router.get("/readyz")
 async def readyz(request: Request) -> JSONResponse:
-    """Ready when the database answers and the schema is migrated."""
+    """Ready when the database answers and the schema is migrated; 503 (with Retry-After)
+    while it does not, and ready again by itself once it does."""
     try:
-        async with get_runtime(request).engine.connect() as connection:
+        async with (
+            asyncio.timeout(READY_CHECK_SECONDS),
+            get_runtime(request).engine.connect() as connection,
+        ):
             await connection.execute(text("SELECT 1 FROM alembic_version"))
     except Exception as exc:
         return JSONResponse(
-            {"status": "unavailable", "reason": type(exc).__name__}, status_code=503
+            {"status": "unavailable", "reason": type(exc).__name__},
+            status_code=503,
+            headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)},
         )
     return JSONResponse({"status": "ready"})
 
