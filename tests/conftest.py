@@ -22,6 +22,7 @@ from fastapi import FastAPI
 
 from civio.app import create_app
 from civio.core.config import Settings
+from civio.core.embedded import start_cluster
 from civio.core.migrate import upgrade
 from civio.core.runtime import Runtime
 from tests.factories import Factory
@@ -38,12 +39,11 @@ def isolated_logging_config() -> Iterator[None]:
 
 @pytest.fixture(scope="session")
 def database_url() -> Iterator[str]:
-    import pgserver
-
     worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
     # Short path: the Unix socket lives inside the data directory.
     base = Path(tempfile.mkdtemp(prefix=f"civio-{worker}-", dir="/tmp"))
-    server = pgserver.get_server(base / "pg", cleanup_mode="stop")
+    # civio's own start-up path: on a fresh machine both xdist workers get here at once.
+    server = start_cluster(base / "pg")
     server.psql("CREATE DATABASE civio_test;")
     url = server.get_uri("civio_test")
     upgrade(url)
