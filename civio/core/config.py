@@ -7,6 +7,7 @@ their own instance explicitly.
 from __future__ import annotations
 
 import ipaddress
+from dataclasses import dataclass
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
@@ -21,6 +22,10 @@ class Environment(StrEnum):
     production = "production"
 
 
+# Shorter admin tokens are refused: the admin API can create services and read keys.
+MIN_ADMIN_TOKEN_LENGTH = 32
+
+
 def _split_csv(value: object) -> object:
     if isinstance(value, str):
         return [part.strip() for part in value.split(",") if part.strip()]
@@ -30,7 +35,9 @@ def _split_csv(value: object) -> object:
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CIVIO_", extra="ignore")
 
-    env: Environment = Environment.dev
+    # Unset: decided by ``decide_mode`` (dev only when obviously local); until decided,
+    # a Settings behaves as production.
+    env: Environment | None = None
     data_dir: Path = Path(".civio")
     # External PostgreSQL; when empty the embedded cluster in data_dir is used.
     database_url: str = ""
@@ -75,8 +82,13 @@ class Settings(BaseSettings):
 
     # Citizens' sessions.
     session_ttl_seconds: int = 30 * 24 * 3600
-    # POST /api/auth/v1/test-login: dev only, with this password.
-    test_login_password: str = "civio-dev-password"  # noqa: S105 - dev-only default, printed
+    # POST /api/auth/v1/test-login: dev only, with this password; unset, a random one is
+    # generated once per data dir (<data_dir>/test-login.password, mode 0600).
+    test_login_password: str = ""
+    # Wrong test-login passwords (per client and per username) and wrong admin tokens (per
+    # client) allowed per window before further attempts get 429.
+    credential_failure_limit: int = 10
+    credential_failure_window_seconds: float = 300.0
     # OpenID Connect provider (SPID/CIE OIDC or any IdP).
     oidc_issuer: str = ""
     oidc_client_id: str = ""
@@ -140,9 +152,60 @@ class Settings(BaseSettings):
             ipaddress.ip_network(item, strict=False)
         return value
 
+    @field_validator("admin_token")
+    @classmethod
+    def _long_admin_token(cls, value: str) -> str:
+        if value and len(value) < MIN_ADMIN_TOKEN_LENGTH:
+            raise ValueError(
+                f"CIVIO_ADMIN_TOKEN must be at least {MIN_ADMIN_TOKEN_LENGTH} characters "
+                "(for example: python3 -c 'import secrets; print(secrets.token_urlsafe(32))')"
+            )
+        return value
+
     @property
     def is_dev(self) -> bool:
         return self.env == Environment.dev
+
+
+@dataclass(frozen=True)
+class Mode:
+    """The environment a process runs in, and the reason, for the start-up banner."""
+
+    env: Environment
+    reason: str
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def decide_mode(settings: Settings, host: str | None = None) -> Mode:
+    """Dev only when asked for or obviously local; production otherwise.
+
+    Dev mode serves the password test login, under which anyone may open any citizen's
+    inbox, so an operator who forgets ``CIVIO_ENV`` must not get it: an external database
+    or a listening address other than loopback is a deployment, hence production.
+    ``host`` is the address ``civio serve`` binds (None for commands that serve nothing).
+    """
+    if settings.env is not None:
+        return Mode(settings.env, f"CIVIO_ENV={settings.env.value}")
+    if settings.database_url:
+        return Mode(Environment.production, "CIVIO_DATABASE_URL names an external database")
+    if host is not None and not _is_loopback(host):
+        return Mode(Environment.production, f"{host} is not a loopback address")
+    where = f"on {host}" if host is not None else "on this machine"
+    return Mode(Environment.dev, f"embedded database, {where} only")
+
+
+def with_mode(settings: Settings, host: str | None = None) -> tuple[Settings, Mode]:
+    """``settings`` with its environment decided (see ``decide_mode``)."""
+    mode = decide_mode(settings, host)
+    return settings.model_copy(update={"env": mode.env}), mode
 
 
 @lru_cache(maxsize=1)

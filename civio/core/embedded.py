@@ -16,9 +16,12 @@ import importlib.util
 import os
 import pwd
 import shutil
+import signal
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 # The system user pgserver runs its clusters as when started by root (fixed by the wheel).
@@ -27,6 +30,22 @@ PGSERVER_USER = "pgserver"
 _USERADD_EXISTS = 9
 
 _servers: dict[Path, Any] = {}
+
+
+def exit_on_sigterm() -> None:
+    """Make SIGTERM (what systemd, Docker and Kubernetes send) end the process as Ctrl-C does.
+
+    uvicorn catches the signal, shuts down gracefully, then raises it again against the
+    handler that was installed before it started. With the default handler the process
+    died there, before the ``atexit`` hook that stops the embedded PostgreSQL, which was
+    left running. Installed before the server starts, this handler turns that re-raised
+    signal into an ordinary exit (status 143, as a shell reports a TERM).
+    """
+
+    def exit_now(signum: int, _: FrameType | None) -> None:
+        sys.exit(128 + signum)
+
+    signal.signal(signal.SIGTERM, exit_now)
 
 
 def _user_lock_path() -> Path:

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from civio.core.config import Settings
 from civio.core.crypto import KeyRing, load_master_key
 from civio.core.db import database_url, make_engine, make_sessionmaker
+from civio.core.throttle import FailureThrottle
 
 
 @dataclass
@@ -39,6 +40,19 @@ class Runtime:
 
     async def close(self) -> None:
         await self.engine.dispose()
+
+
+def failure_throttle(runtime: Runtime, owner: str) -> FailureThrottle:
+    """The process's throttle of failed credentials for one guarded entry point."""
+    key = f"{owner}.failure_throttle"
+    throttle = runtime.components.get(key)
+    if throttle is None:
+        settings = runtime.settings
+        throttle = runtime.components[key] = FailureThrottle(
+            settings.credential_failure_limit, settings.credential_failure_window_seconds
+        )
+    assert isinstance(throttle, FailureThrottle)
+    return throttle
 
 
 def get_runtime(request: Request) -> Runtime:

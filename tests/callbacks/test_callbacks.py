@@ -49,10 +49,9 @@ from civio.core.runtime import Runtime
 from civio.services import service as services
 from civio.services.schemas import ServiceCreate, ServiceMetadata, ServiceUpdate
 from tests.callbacks.receiver import Receiver
-from tests.factories import Factory, Sender, random_fiscal_code, valid_message
+from tests.factories import ADMIN, Factory, Sender, random_fiscal_code, valid_message
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "callbacks.md"
-ADMIN = {"Authorization": "Bearer test-admin-token"}
 HEX64 = re.compile(r"^[0-9a-f]{64}$")
 FAST = {
     "callback_retry_base_seconds": 0.01,
@@ -722,6 +721,8 @@ async def test_admin_lists_outcomes(
 @pytest.fixture
 def civio(settings: Settings) -> Callable[..., Any]:
     env = {
+        # Explicitly dev: with an external database URL alone the CLI would be production.
+        "CIVIO_ENV": "dev",
         "CIVIO_DATABASE_URL": settings.database_url,
         "CIVIO_MASTER_KEY": settings.master_key,
         "CIVIO_DATA_DIR": str(settings.data_dir),
