@@ -4,7 +4,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, StringConstraints
 
-from civio.core.types import FiscalCode, IOModel, NonEmptyString
+from civio.core.types import FiscalCode, IOModel, NoControlOrBidi, NonEmptyString
 
 SPID_LEVELS = (
     "https://www.spid.gov.it/SpidL1",
@@ -13,15 +13,19 @@ SPID_LEVELS = (
 )
 
 
+PersonName = Annotated[
+    str, StringConstraints(strict=True, min_length=1, max_length=200), NoControlOrBidi
+]
+AssertedEmail = Annotated[str, StringConstraints(strict=True, max_length=320), NoControlOrBidi]
+
+
 class PasswordLogin(IOModel):
     username: FiscalCode
     password: NonEmptyString
     # civio extensions: the identity a real provider would assert.
-    name: Annotated[str, StringConstraints(strict=True, min_length=1, max_length=200)] | None = None
-    family_name: (
-        Annotated[str, StringConstraints(strict=True, min_length=1, max_length=200)] | None
-    ) = None
-    email: Annotated[str, StringConstraints(strict=True, max_length=320)] | None = None
+    name: PersonName | None = None
+    family_name: PersonName | None = None
+    email: AssertedEmail | None = None
 
 
 class AccessToken(BaseModel):
