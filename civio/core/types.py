@@ -72,6 +72,17 @@ NoControlOrBidi = _refuse(
     "string without control or bidirectional formatting characters",
 )
 
+
+def without_control_or_bidi(value: str) -> str:
+    """The text with control and bidi formatting characters removed: for values civio takes
+    as given (an identity provider's signed claims) rather than refuses."""
+    return _CONTROL_OR_BIDI.sub("", value)
+
+
+def has_control_or_bidi(value: str) -> bool:
+    return _CONTROL_OR_BIDI.search(value) is not None
+
+
 # A name shown to people (a service, an organisation, a citizen): one plain line.
 Name = Annotated[str, StringConstraints(strict=True, min_length=1), NoControlOrBidi]
 

@@ -386,3 +386,19 @@ async def test_an_unexpected_error_is_logged_with_its_place_but_not_its_message(
     assert entry["error"] == "LookupError"
     assert "in boom" in entry["traceback"]
     assert fiscal_code not in logged
+
+
+def test_an_identity_providers_names_lose_control_and_bidi_characters() -> None:
+    from civio.auth.oidc import identity_from_claims
+
+    identity = identity_from_claims(
+        {
+            "sub": "subject-1",
+            "fiscal_number": "TINIT-RSSMRA80A01H501U",
+            "given_name": "Ma\u202erio\x1b",
+            "family_name": "Ro\u2066ssi",
+            "email": "mario\u202e@example.org",
+        }
+    )
+    assert (identity.name, identity.family_name) == ("Mario", "Rossi")
+    assert identity.spid_email is None
