@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import structlog
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -31,6 +31,7 @@ from civio.core.problems import (
 )
 from civio.core.queue import Worker
 from civio.core.runtime import Runtime
+from civio.core.url_guard import reject_nul_in_url
 from civio.messages.routes_citizen import router as messages_citizen
 from civio.messages.routes_pa import router as messages_pa
 from civio.notifications.routes_citizen import router as notifications_citizen
@@ -149,6 +150,7 @@ def create_app(
         lifespan=lifespan,
         docs_url="/docs",
         redoc_url=None,
+        dependencies=[Depends(reject_nul_in_url)],
     )
     app.add_exception_handler(Problem, handle_problem)
     app.add_exception_handler(RequestValidationError, handle_validation)

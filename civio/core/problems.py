@@ -6,6 +6,7 @@ Domain code raises ``Problem``; expected outcomes (404, 409, 429) never become 5
 from __future__ import annotations
 
 import json
+import traceback
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -151,10 +152,27 @@ async def handle_http(_: Request, exc: Exception) -> Response:
     )
 
 
+def sanitised_traceback(exc: BaseException) -> str:
+    """Where an error happened (frames and exception types, causes included) without what
+    it said: messages may carry the values at hand, a fiscal code or an email among them."""
+    parts: list[str] = []
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        kind = type(current)
+        frames = traceback.format_list(traceback.extract_tb(current.__traceback__))
+        parts.append("".join(frames) + f"{kind.__module__}.{kind.__qualname__}\n")
+        current = current.__cause__ or current.__context__
+    return "\n(caused by)\n".join(reversed(parts))
+
+
 async def handle_unexpected(_: Request, exc: Exception) -> Response:
     import structlog
 
-    structlog.get_logger(__name__).exception("http.unhandled", error=type(exc).__name__)
+    structlog.get_logger(__name__).error(
+        "http.unhandled", error=type(exc).__name__, traceback=sanitised_traceback(exc)
+    )
     return problem_response(Problem(500, "Internal server error", "An unexpected error occurred."))
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Request
@@ -189,8 +189,8 @@ async def get_subscriptions_feed(
     """Who subscribed to or left this service on a UTC day (sha256 of fiscal codes)."""
     day = _parse_day(date)
     check_cidr(caller)
-    day_start = datetime(day.year, day.month, day.day, tzinfo=UTC)
-    if datetime.now(UTC) < day_start + timedelta(days=1):
+    # Compared as dates: the day after 9999-12-31 does not exist.
+    if datetime.now(UTC).date() <= day:
         raise Problem(404, "Data not available yet", f"The feed for {date} is not complete yet.")
     async with get_runtime(request).sessions() as session:
         rows = (
