@@ -11,10 +11,9 @@ import pytest
 from structlog.testing import capture_logs
 
 from civio.core.config import Settings
-from tests.factories import Factory, login, random_fiscal_code, valid_message
+from tests.factories import ADMIN, Factory, login, random_fiscal_code, valid_message
 from tests.messages.test_submit import assert_problem
 
-ADMIN = {"Authorization": "Bearer test-admin-token"}
 MARKDOWN = "Your residence permit is ready for pickup at the registry office. Bring an ID card."
 # The UTC instant is outside the years a datetime can hold: 10000-01-01 and 0000-12-31.
 EDGE_TIMESTAMPS = ["9999-12-31T23:00:00-05:00", "0001-01-01T00:30:00+01:00"]
