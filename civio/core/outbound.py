@@ -11,8 +11,8 @@ The guarded client connects only to addresses its ``OutboundGuard`` allows
 name, checks every address and connects to a checked address, so the address checked is
 the address used, however the name resolves by then (DNS rebinding). TLS and ``Host``
 stay on the name: httpcore passes the name to the backend and verifies the certificate
-for it. Environment proxies are not used by the guarded client (a proxy would resolve the
-name itself, out of the guard's sight).
+for it. The guarded client reads nothing from the environment: no proxy (a proxy would
+resolve the name itself, out of the guard's sight), no ``.netrc`` credentials.
 """
 
 from __future__ import annotations
@@ -62,6 +62,8 @@ def guarded_client(guard: OutboundGuard) -> httpx.AsyncClient:
             transport=GuardedTransport(guard),
             timeout=DEFAULT_TIMEOUT,
             follow_redirects=False,
+            # No credentials from ~/.netrc for hosts that others chose.
+            trust_env=False,
         )
         clients[guard] = client
     return client

@@ -858,6 +858,10 @@ async def test_cli_configures_callbacks_and_shows_outcomes(
         *create, "--callback-url", "http://sender.example/hook", code=1, CIVIO_ENV="production"
     )
     assert "https" in refused
+    internal = await civio(
+        *create, "--callback-url", "https://127.0.0.1/hook", code=1, CIVIO_ENV="production"
+    )
+    assert "loopback" in internal
 
     created = await civio(*create, "--callback-url", receiver.url, "--json")
     service_id, secret = created["service_id"], created["callback_secret"]
