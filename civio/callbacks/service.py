@@ -162,10 +162,13 @@ class CallbackPolicy:
         try:
             await self.guard.check_url(url)
         except DestinationRefused as exc:
-            raise _invalid(
-                f"The callback URL's host {exc.reason}: outside dev civio calls only public "
-                "addresses (CIVIO_OUTBOUND_ALLOWED_NETWORKS allows others)."
-            ) from exc
+            detail = f"The callback URL's host {exc.reason}"
+            if exc.is_address:
+                detail += (
+                    ": outside dev civio calls only public addresses "
+                    "(CIVIO_OUTBOUND_ALLOWED_NETWORKS allows others)"
+                )
+            raise _invalid(detail + ".") from exc
         return url
 
     def check_url(self, url: str) -> str:

@@ -47,6 +47,7 @@ SHARED_ADDRESS_SPACE = ipaddress.ip_network("100.64.0.0/10")  # RFC 6598, carrie
 IETF_PROTOCOL_ASSIGNMENTS = ipaddress.ip_network("192.0.0.0/24")
 NAT64_PREFIX = ipaddress.ip_network("64:ff9b::/96")  # RFC 6052 well-known prefix
 RESOLVE_TIMEOUT_SECONDS = 5.0
+NOT_ADDRESS_CATEGORIES = frozenset({"invalid", "unresolvable", "unix socket"})
 
 
 class DestinationRefused(httpx.TransportError):
@@ -62,6 +63,11 @@ class DestinationRefused(httpx.TransportError):
         self.reason = reason
         # What kind of address it was ("loopback", ...), or "unresolvable": safe to log.
         self.category = category
+
+    @property
+    def is_address(self) -> bool:
+        """Refused for where it points (not for a name that is invalid or does not resolve)."""
+        return self.category not in NOT_ADDRESS_CATEGORIES
 
 
 def embedded_ipv4(address: IPAddress) -> ipaddress.IPv4Address | None:
@@ -173,7 +179,10 @@ class OutboundGuard:
         when the name does not resolve.
         """
         literal = _literal(host)
-        found = [literal] if literal is not None else list(await _resolver(host, port))
+        try:
+            found = [literal] if literal is not None else list(await _resolver(host, port))
+        except ValueError as exc:  # UnicodeError, IDNAError: no such name can exist
+            raise DestinationRefused("is not a valid host name", category="invalid") from exc
         if not found:
             raise socket.gaierror(socket.EAI_NONAME, "no address")
         for address in found:
@@ -192,9 +201,9 @@ class OutboundGuard:
         """
         try:
             parsed = httpx.URL(url)
-        except httpx.InvalidURL as exc:
+        except (httpx.InvalidURL, ValueError) as exc:
             raise DestinationRefused("cannot be read", category="invalid") from exc
-        if parsed.scheme not in ("http", "https") or not parsed.host:
+        if parsed.scheme not in ("http", "https") or not parsed.raw_host:
             raise DestinationRefused(
                 "cannot be called (only http and https URLs can)", category="invalid"
             )

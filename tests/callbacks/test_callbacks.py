@@ -706,6 +706,12 @@ async def test_production_refuses_callback_urls_at_internal_addresses(
             headers=ADMIN,
         )
         assert_refused(patched, "cloud metadata")
+        too_long = f"https://{'a' * 64}.example.org/hook"  # no query: it cannot be encoded
+        invalid = await prod.post(
+            "/admin/v1/services", json={**service, "callback_url": too_long}, headers=ADMIN
+        )
+        assert invalid.status_code == 400, invalid.text
+        assert invalid.json()["detail"] == "The callback URL's host is not a valid host name."
 
 
 async def test_a_callback_url_rebound_to_loopback_fails_at_once(

@@ -176,6 +176,14 @@ async def test_registration_refuses_internal_hosts(url: str, reason: str) -> Non
     assert reason in refused.value.reason
 
 
+@pytest.mark.parametrize("url", ["https://" + "a" * 64 + ".example.org/", "https://a..b/"])
+async def test_a_host_name_no_resolver_can_encode_is_refused_not_a_500(url: str) -> None:
+    # The system resolver refuses to encode these before any query is sent.
+    with pytest.raises(DestinationRefused) as refused:
+        await PRODUCTION.check_url(url)
+    assert refused.value.reason == "is not a valid host name"
+
+
 async def test_registration_resolves_names_and_refuses_any_internal_answer(dns: FakeDNS) -> None:
     dns.point("push.example.org", "142.250.180.10", "2a00:1450:4001:82b::200a")
     dns.point("mixed.example.org", "142.250.180.10", "10.0.0.7")

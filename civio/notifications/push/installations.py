@@ -121,12 +121,10 @@ async def check_endpoint(body: InstallationBody, guard: OutboundGuard) -> None:
     try:
         await guard.check_url(subscription.endpoint)
     except DestinationRefused as exc:
-        raise Problem(
-            400,
-            "Invalid Installation",
-            f"The Web Push endpoint's host {exc.reason}: civio sends pushes only to public "
-            "addresses.",
-        ) from exc
+        detail = f"The Web Push endpoint's host {exc.reason}"
+        if exc.is_address:
+            detail += ": civio sends pushes only to public addresses"
+        raise Problem(400, "Invalid Installation", detail + ".") from exc
 
 
 def installation_aad(installation_id: str) -> str:
