@@ -137,6 +137,22 @@ class Settings(BaseSettings):
     # safety net: delivery is normally queued when the event is recorded).
     callback_sweep_seconds: float = 30.0
 
+    # Outbound calls to URLs that citizens and senders choose (Web Push endpoints, callback
+    # URLs): outside dev only public addresses are called, checked at registration and at
+    # every connection (docs/outbound.md). These networks (CSV of CIDRs, e.g. a push relay
+    # inside the deployment) are allowed as well. Empty by default.
+    outbound_allowed_networks: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    @field_validator("outbound_allowed_networks", mode="before")
+    @classmethod
+    def _outbound_csv(cls, value: object) -> object:
+        return _split_csv(value)
+
+    @field_validator("outbound_allowed_networks")
+    @classmethod
+    def _outbound_networks(cls, value: list[str]) -> list[str]:
+        return [str(ipaddress.ip_network(item, strict=False)) for item in value]
+
     log_level: str = "INFO"
     log_json: bool = True
 

@@ -19,10 +19,11 @@ from civio.auth.schemas import SuccessResponse
 from civio.core.crypto import log_ref
 from civio.core.problems import Problem, problem_responses
 from civio.core.runtime import get_runtime
+from civio.core.ssrf import OutboundGuard
 from civio.notifications.push.installations import (
     INSTALLATION_ID_PATTERN,
     InstallationBody,
-    parse_subscription,
+    check_endpoint,
     register_installation,
 )
 from civio.notifications.push.providers import load_vapid, vapid_public_key
@@ -47,12 +48,7 @@ async def put_installation(
 ) -> SuccessResponse:
     """Register this device (or browser) for the citizen's pushes, until logout."""
     runtime = get_runtime(request)
-    if (
-        body.platform == "webpush"
-        and not runtime.settings.is_dev
-        and not parse_subscription(body.push_channel).is_https
-    ):
-        raise Problem(400, "Invalid Installation", "A Web Push endpoint must be an https URL.")
+    await check_endpoint(body, OutboundGuard.of(runtime.settings))
     async with runtime.sessions() as session, session.begin():
         await register_installation(
             session,

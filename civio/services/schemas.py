@@ -73,7 +73,8 @@ class ServiceWithSubscriptionKeys(ServiceOut):
 
 Amount = Annotated[int, Field(ge=0, le=MAX_PAYMENT_AMOUNT)]
 Email = Annotated[str, StringConstraints(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$"), NoControlOrBidi]
-# Checked in full (scheme, host, https in production) by civio.callbacks.service.
+# Checked in full (scheme, host, https and public addresses in production) by
+# civio.callbacks.service.
 CallbackUrl = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=2048)]
 
 

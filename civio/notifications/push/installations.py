@@ -6,6 +6,10 @@ citizen stops receiving pushes there. Each installation remembers the session th
 registered it, and a logout deletes it, as IO's backend does. The push channel (device
 token or Web Push subscription) identifies the device, so it is stored sealed under the
 citizen's data key, bound to the installation id.
+
+A Web Push endpoint is a URL the citizen's browser chose, which the worker will POST to:
+outside dev it must be https and resolve to public addresses only (``civio.core.ssrf``),
+checked here at registration and again at every connection.
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from civio.core.crypto import KeyRing
 from civio.core.keys import decrypt_for, encrypt_for
+from civio.core.problems import Problem
+from civio.core.ssrf import DestinationRefused, OutboundGuard
 from civio.core.types import IOModel
 from civio.notifications.models import Installation
 
@@ -103,6 +109,22 @@ class InstallationBody(IOModel):
         if any(c.isspace() for c in value):
             raise ValueError("a device token has no whitespace")
         return value
+
+
+async def check_endpoint(body: InstallationBody, guard: OutboundGuard) -> None:
+    """Outside dev, a Web Push endpoint is an https URL at a public address (400 if not)."""
+    if body.platform != "webpush" or not guard.enforce:
+        return
+    subscription = parse_subscription(body.push_channel)
+    if not subscription.is_https:
+        raise Problem(400, "Invalid Installation", "A Web Push endpoint must be an https URL.")
+    try:
+        await guard.check_url(subscription.endpoint)
+    except DestinationRefused as exc:
+        detail = f"The Web Push endpoint's host {exc.reason}"
+        if exc.is_address:
+            detail += ": civio sends pushes only to public addresses"
+        raise Problem(400, "Invalid Installation", detail + ".") from exc
 
 
 def installation_aad(installation_id: str) -> str:
