@@ -211,7 +211,6 @@ def create_app(
         prefix=PA_PREFIX + "/",
         header=KEY_HEADER,
         problem=MISSING_KEY,
-        open_paths=frozenset({f"{PA_PREFIX}/openapi.json", f"{PA_PREFIX}/docs"}),
     )
     app.add_middleware(ResponseHeaders, private_prefixes=PRIVATE_PREFIXES)
     if settings.trusted_proxies:

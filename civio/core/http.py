@@ -77,20 +77,17 @@ class KeyRequired:
         prefix: str,
         header: str,
         problem: Problem,
-        open_paths: frozenset[str] = frozenset(),
     ) -> None:
         self.app = app
         self.prefix = prefix
         self.header = header.lower().encode("latin-1")
         self.problem = problem
-        self.open_paths = open_paths
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
             scope["type"] == "http"
             and scope["method"] in BODY_METHODS
             and scope["path"].startswith(self.prefix)
-            and scope["path"] not in self.open_paths
             and not any(name == self.header and value for name, value in scope["headers"])
         ):
             await problem_response(self.problem)(scope, receive, send)

@@ -48,6 +48,7 @@ def _head_too_large_response() -> bytes:
     return (
         b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
         b"content-type: application/problem+json\r\n"
+        b"x-content-type-options: nosniff\r\n"
         b"content-length: " + str(len(body)).encode() + b"\r\n"
         b"connection: close\r\n\r\n" + body
     )

@@ -172,6 +172,7 @@ def test_more_than_a_hundred_header_fields_get_431(live_url: str) -> None:
     status, headers, body = exchange(live_url, request_head("/healthz", *lines))
     assert status == 431
     assert headers["content-type"] == "application/problem+json"
+    assert headers["x-content-type-options"] == "nosniff"
     assert json.loads(body)["status"] == 431
     # A hundred are fine.
     assert exchange(live_url, request_head("/healthz", *lines[:98]))[0] == 200

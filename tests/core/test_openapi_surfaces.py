@@ -61,10 +61,14 @@ async def test_swagger_ui_of_each_surface_loads_nothing_from_another_host(
     assert f"'{prefix}/openapi.json'".encode() in html
     assets = re.findall(rb"""(?:src|href)="([^"]+)\"""", html)
     assert len(assets) == 3  # the script, the stylesheet and the icon
+    types = set()
     for asset in assets:
         response = await client.get(asset.decode())
         assert response.status_code == 200, asset
         assert len(response.content) > 100, asset
+        types.add(response.headers["content-type"].split(";")[0])
+    # Served with nosniff, so each needs its true type for the browser to use it.
+    assert types == {"text/javascript", "text/css", "image/png"}
 
 
 async def test_swagger_ui_turns_off_the_online_validator(client: httpx.AsyncClient) -> None:
