@@ -54,6 +54,11 @@ class Settings(BaseSettings):
     # Request bodies above this size get 413.
     max_body_bytes: int = 1024 * 1024
 
+    # The HTTP edge (civio/core/http.py; the request head bounds are in core/serving.py).
+    # When set, GET /metrics answers only "Authorization: Bearer <metrics_token>" (401
+    # otherwise); the probes /healthz and /readyz stay open.
+    metrics_token: str = ""
+
     # Group commit: at most this many concurrent accepts share one transaction.
     accept_max_batch: int = 200
 

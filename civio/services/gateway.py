@@ -174,25 +174,9 @@ class Gateway:
         return self.runtime.settings.rate_limit_calls
 
     def client_ip(self, request: Request) -> str | None:
-        peer = request.client.host if request.client else None
-        trusted = self.runtime.settings.trusted_proxies
-        forwarded = request.headers.get("x-forwarded-for")
-        if not (peer and trusted and forwarded and _in_any(peer, trusted)):
-            return peer
-        # Walk X-Forwarded-For from the right, skipping our own trusted proxies.
-        hops = [h.strip() for h in forwarded.split(",") if h.strip()]
-        for hop in reversed(hops):
-            if not _in_any(hop, trusted):
-                return hop
-        return hops[0] if hops else peer
-
-
-def _in_any(address: str, networks: list[str]) -> bool:
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return False
-    return any(ip in ipaddress.ip_network(n, strict=False) for n in networks)
+        """The caller's address. Behind ``CIVIO_TRUSTED_PROXIES`` it is already the one the
+        proxies forwarded: the app's ProxyHeadersMiddleware rewrote the peer (civio.app)."""
+        return request.client.host if request.client else None
 
 
 def get_gateway(request: Request) -> Gateway:
