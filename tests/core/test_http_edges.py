@@ -14,10 +14,8 @@ import pytest
 
 from civio.core.config import Settings
 from tests.e2e.test_proxy_headers import serving
-from tests.factories import Factory, login, random_fiscal_code, valid_message
+from tests.factories import ADMIN, Factory, login, random_fiscal_code, valid_message
 from tests.messages.test_submit import assert_problem
-
-ADMIN = {"Authorization": "Bearer test-admin-token"}
 
 
 async def test_malformed_json_is_400(client: httpx.AsyncClient, factory: Factory) -> None:

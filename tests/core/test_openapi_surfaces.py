@@ -12,10 +12,9 @@ import pytest
 from civio.app import ADMIN_PREFIX, SURFACES
 from civio.core.config import Settings
 from civio.core.runtime import Runtime
-from tests.factories import client_with
+from tests.factories import ADMIN, client_with
 from tests.messages.test_submit import assert_problem
 
-ADMIN = {"Authorization": "Bearer test-admin-token"}
 PUBLIC_SURFACES = [prefix for prefix in SURFACES if prefix != ADMIN_PREFIX]
 # Any absolute or protocol-relative URL: a page that names one loads from another host.
 ABSOLUTE_URL = re.compile(rb"""(?:[a-z][a-z0-9+.-]*:)?//[^\s"'<>)]+""", re.IGNORECASE)
