@@ -46,10 +46,13 @@ class Settings(BaseSettings):
     sandbox_fiscal_code: str = "AAAAAA00A00A000A"
     trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
-    # Gateway rate limit (IO's APIM default: 150 calls per 5 s per owner).
-    rate_limit_calls: int = 150
-    rate_limit_calls_250: int = 250
-    rate_limit_window_seconds: int = 5
+    # Gateway rate limit (IO's APIM default: 150 calls per 5 s per owner), one limit for
+    # every process of the deployment (civio/services/ratelimit.py): counted in PostgreSQL,
+    # or in Redis when redis_url is set (redis://[:password@]host:6379/0, rediss:// for TLS).
+    rate_limit_calls: int = Field(default=150, ge=1)
+    rate_limit_calls_250: int = Field(default=250, ge=1)
+    rate_limit_window_seconds: int = Field(default=5, ge=1)
+    redis_url: str = ""
 
     # Request bodies above this size get 413.
     max_body_bytes: int = 1024 * 1024
