@@ -238,8 +238,11 @@ async def get_preference(
     version = profile.service_preferences_settings_version
     stored = await session.get(ServicePreference, (fiscal_code, service_id, version))
     if stored is None:
+        # IO's defaults for a service without a stored preference: AUTO allows everything,
+        # MANUAL denies everything, the read status too (io-functions-app's
+        # toDefaultDisabledUserServicePreference).
         default = profile.mode == "AUTO"
-        inbox, email, webhook, read_status = default, default, default, True
+        inbox, email, webhook, read_status = default, default, default, default
     else:
         inbox, email, webhook = (
             stored.is_inbox_enabled,

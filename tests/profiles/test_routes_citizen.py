@@ -253,7 +253,8 @@ async def test_preference_defaults(
         "is_email_enabled": default,
         "is_webhook_enabled": default,
         "settings_version": 0,
-        "can_access_message_read_status": True,
+        # IO's defaults are all-allow for AUTO and all-deny for MANUAL, read status included.
+        "can_access_message_read_status": default,
     }
 
 
