@@ -26,6 +26,7 @@ from civio.core.backoff import exponential_backoff
 from civio.core.crypto import log_ref, open_sealed, seal
 from civio.core.db import table_of, transaction
 from civio.core.keys import data_keys_for
+from civio.core.logging import safe_traceback
 from civio.core.queue import enqueue, task
 from civio.core.runtime import Runtime
 from civio.messages.models import Message, MessageStatusChange
@@ -276,6 +277,7 @@ async def _retry_or_fail(
                 message_id=message_id,
                 attempts=attempts,
                 error=type(exc).__name__,
+                traceback=safe_traceback(exc),
             )
             return
         delay = backoff_seconds(attempts)
@@ -291,4 +293,5 @@ async def _retry_or_fail(
             attempts=attempts,
             delay_seconds=round(delay, 2),
             error=type(exc).__name__,
+            traceback=safe_traceback(exc),
         )
