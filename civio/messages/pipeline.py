@@ -13,7 +13,6 @@ the attempts run out the message becomes FAILED.
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -119,8 +118,6 @@ async def process_messages(runtime: Runtime, refs: list[MessageRef]) -> dict[str
         ).all()
         if not messages:
             return {}
-        if settings.fault_stall_process_seconds:
-            await asyncio.sleep(settings.fault_stall_process_seconds)
         sender_ids = {m.sender_service_id for m in messages}
         services = {
             service.service_id: service
