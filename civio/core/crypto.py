@@ -121,6 +121,16 @@ class KeyRing:
         """Deterministic, non-reversible lookup token (e.g. for email uniqueness)."""
         return hmac.new(self._hash_key, f"{purpose}:{value}".encode(), hashlib.sha256).digest()
 
+    def log_ref(self, fiscal_code: str) -> str:
+        """What logs carry instead of a fiscal code: a short reference that correlates one
+        citizen's entries and means nothing without the master key.
+
+        A plain hash would not do: fiscal codes are few and structured (birth date, place,
+        name letters), so anyone reading the logs could hash a guess and check it. Only
+        the holder of the master key can compute the reference of a given fiscal code.
+        """
+        return self.keyed_hash("log-ref", fiscal_code).hex()[:16]
+
     def seal_service_secret(self, service_id: str, secret: bytes) -> bytes:
         """Encrypt a sender's shared secret (e.g. the callback signing key).
 
@@ -135,8 +145,3 @@ class KeyRing:
 
 def sha256_hex(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()
-
-
-def log_ref(fiscal_code: str) -> str:
-    """What logs carry instead of a fiscal code: a short, non-reversible reference."""
-    return sha256_hex(fiscal_code)[:16]

@@ -22,7 +22,7 @@ from sqlalchemy import Boolean, bindparam, case, insert, null, select, tuple_, u
 
 from civio.callbacks.service import emit
 from civio.core.backoff import exponential_backoff
-from civio.core.crypto import log_ref, open_sealed, seal
+from civio.core.crypto import open_sealed, seal
 from civio.core.db import table_of, transaction
 from civio.core.keys import data_keys_for
 from civio.core.logging import safe_traceback
@@ -209,7 +209,7 @@ async def process_messages(runtime: Runtime, refs: list[MessageRef]) -> dict[str
         log.info(
             "messages.process.done",
             message_id=m.id,
-            recipient=log_ref(m.fiscal_code),
+            recipient=runtime.keyring.log_ref(m.fiscal_code),
             status=row["status"],
             reason=row["rejection_reason"],
         )
