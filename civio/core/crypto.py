@@ -88,6 +88,7 @@ class KeyRing:
         self._wrapping_key = _derive(master_key, b"civio/data-key-wrapping/v1")
         self._hash_key = _derive(master_key, b"civio/keyed-hash/v1")
         self._service_secret_key = _derive(master_key, b"civio/service-secret/v1")
+        self._feed_key = _derive(master_key, b"civio/subscriptions-feed/v1")
         self._cache: OrderedDict[str, bytes] = OrderedDict()
         self._cache_size = cache_size
 
@@ -142,6 +143,10 @@ class KeyRing:
     def open_service_secret(self, service_id: str, sealed: bytes) -> bytes:
         return open_sealed(self._service_secret_key, sealed, b"svc-secret:" + service_id.encode())
 
+    def seal_feed_hash(self, context: str, published_hash: bytes) -> bytes:
+        """Encrypt a hash the subscriptions feed will publish (see
+        ``civio.profiles.models.SubscriptionEvent`` for why it is sealed, not keyed)."""
+        return seal(self._feed_key, published_hash, b"feed:" + context.encode())
 
-def sha256_hex(value: str) -> str:
-    return hashlib.sha256(value.encode()).hexdigest()
+    def open_feed_hash(self, context: str, sealed: bytes) -> bytes:
+        return open_sealed(self._feed_key, sealed, b"feed:" + context.encode())

@@ -174,7 +174,7 @@ async def update_profile(
 
     if profile.is_inbox_enabled != was_inbox_enabled:
         await record_subscription_event(
-            session, fiscal_code, service_id=None, subscribed=profile.is_inbox_enabled
+            session, keyring, fiscal_code, service_id=None, subscribed=profile.is_inbox_enabled
         )
     await session.flush()
     if email_changed and on_email_changed is not None:
@@ -260,7 +260,11 @@ async def get_preference(
 
 
 async def upsert_preference(
-    session: AsyncSession, fiscal_code: str, service_id: str, body: UpsertServicePreference
+    session: AsyncSession,
+    keyring: KeyRing,
+    fiscal_code: str,
+    service_id: str,
+    body: UpsertServicePreference,
 ) -> ServicePreferenceOut:
     profile = await load_profile(session, fiscal_code, lock=True)
     service = await _service(session, service_id)
@@ -298,6 +302,6 @@ async def upsert_preference(
     after = await get_preference(session, fiscal_code, service_id)
     if service.category != "SPECIAL" and after.is_inbox_enabled != before.is_inbox_enabled:
         await record_subscription_event(
-            session, fiscal_code, service_id=service_id, subscribed=after.is_inbox_enabled
+            session, keyring, fiscal_code, service_id=service_id, subscribed=after.is_inbox_enabled
         )
     return after
