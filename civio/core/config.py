@@ -78,9 +78,6 @@ class Settings(BaseSettings):
     # every continuous worker (0 keeps them forever).
     queue_log_retention_hours: float = 24.0
     queue_log_prune_seconds: float = 300.0
-    # Fault injection for the crash-recovery test: sleep inside the processing
-    # transaction so a test can SIGKILL the worker mid-way. Zero in real use.
-    fault_stall_process_seconds: float = 0.0
 
     # How long a service/key lookup may be served from the in-process cache.
     service_cache_seconds: float = 1.0

@@ -16,7 +16,6 @@ from pydantic import BaseModel, Field
 
 from civio.auth.dependencies import UNAUTHORIZED, Citizen
 from civio.auth.schemas import SuccessResponse
-from civio.core.crypto import log_ref
 from civio.core.problems import Problem, problem_responses
 from civio.core.runtime import get_runtime
 from civio.core.ssrf import OutboundGuard
@@ -60,7 +59,7 @@ async def put_installation(
         )
     log.info(
         "notifications.installation.registered",
-        recipient=log_ref(citizen.fiscal_code),
+        recipient=runtime.keyring.log_ref(citizen.fiscal_code),
         platform=body.platform,
     )
     return SuccessResponse(message="ok")

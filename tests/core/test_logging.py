@@ -1,11 +1,14 @@
-"""Logs identify citizens by a hash only: no fiscal code, email or key in clear."""
+"""Logs identify citizens by a keyed reference only: no fiscal code, email or key in clear."""
 
 from __future__ import annotations
+
+import hashlib
+import secrets
 
 import httpx
 from structlog.testing import capture_logs
 
-from civio.core.crypto import log_ref
+from civio.core.crypto import KeyRing
 from tests.factories import Factory, random_fiscal_code, valid_message
 
 
@@ -23,10 +26,27 @@ async def test_pipeline_logs_carry_a_hash_not_the_fiscal_code(
             assert response.status_code == 201
         await factory.drain()
     done = [entry for entry in logs if entry["event"] == "messages.process.done"]
-    assert {entry["recipient"] for entry in done} >= {log_ref(known), log_ref(unknown)}
+    keyring = factory.runtime.keyring
+    assert {entry["recipient"] for entry in done} >= {
+        keyring.log_ref(known),
+        keyring.log_ref(unknown),
+    }
     text = repr(logs)
     for secret in (known, unknown, "someone@example.org", sender.key):
         assert secret not in text
+    # Nor a plain hash of the fiscal code, which anyone could compute from a guess.
+    for fc in (known, unknown):
+        assert hashlib.sha256(fc.encode()).hexdigest()[:16] not in text
+
+
+def test_the_log_reference_is_keyed_by_the_master_key() -> None:
+    """Reading the logs without the master key, one cannot check whether a reference
+    belongs to a given fiscal code: another key gives another reference."""
+    fc = random_fiscal_code()
+    one, other = KeyRing(secrets.token_bytes(32)), KeyRing(secrets.token_bytes(32))
+    assert one.log_ref(fc) == one.log_ref(fc)
+    assert one.log_ref(fc) != other.log_ref(fc)
+    assert len(one.log_ref(fc)) == 16
 
 
 async def test_metrics_count_accepted_and_processed_messages(

@@ -172,6 +172,16 @@ async def unbind_session(session: AsyncSession, token_hash: bytes) -> int:
     return int(getattr(result, "rowcount", 0) or 0)
 
 
+async def unbind_sessions(session: AsyncSession, token_hashes: list[bytes]) -> int:
+    """Expired sessions being purged: their devices go with them, as at logout."""
+    if not token_hashes:
+        return 0
+    result = await session.execute(
+        delete(Installation).where(Installation.session_token_hash.in_(token_hashes))
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
 @dataclass(frozen=True)
 class Target:
     """One installation to push to, with its channel in clear (never logged)."""
