@@ -105,6 +105,39 @@ def _render_exc_info(
     return event
 
 
+class ScrubbingFormatter(logging.Formatter):
+    """For the standard-library loggers (uvicorn's, pgqueuer's, SQLAlchemy's): the message
+    and the traceback go through the same scrub as civio's own events. uvicorn logs the
+    full exception of an unhandled request error, and a driver's message may quote a
+    value."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = scrub(record.getMessage())
+        if record.exc_info and record.exc_info[1] is not None:
+            message = f"{message}\n{safe_traceback(record.exc_info[1])}"
+        return f"{self.formatTime(record)} {record.levelname} {record.name}: {message}"
+
+
+# The standard-library logging of a server process, for uvicorn's ``log_config``.
+STDLIB_LOG_CONFIG: dict[str, Any] = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"scrubbed": {"()": "civio.core.logging.ScrubbingFormatter"}},
+    "handlers": {
+        "stderr": {
+            "class": "logging.StreamHandler",
+            "formatter": "scrubbed",
+            "stream": "ext://sys.stderr",
+        }
+    },
+    "root": {"handlers": ["stderr"], "level": "WARNING"},
+    "loggers": {
+        "uvicorn": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
+        "uvicorn.access": {"handlers": [], "propagate": False},
+    },
+}
+
+
 class _CurrentStderrLogger:
     """Writes each line to whatever ``sys.stderr`` is *now*: a logger bound to the stream of
     the moment (structlog's default) keeps writing to it after a test runner or a CLI

@@ -6,7 +6,6 @@ Domain code raises ``Problem``; expected outcomes (404, 409, 429) never become 5
 from __future__ import annotations
 
 import json
-import traceback
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -152,28 +151,23 @@ async def handle_http(_: Request, exc: Exception) -> Response:
     )
 
 
-def sanitised_traceback(exc: BaseException) -> str:
-    """Where an error happened (frames and exception types, causes included) without what
-    it said: messages may carry the values at hand, a fiscal code or an email among them."""
-    parts: list[str] = []
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        kind = type(current)
-        frames = traceback.format_list(traceback.extract_tb(current.__traceback__))
-        parts.append("".join(frames) + f"{kind.__module__}.{kind.__qualname__}\n")
-        current = current.__cause__ or current.__context__
-    return "\n(caused by)\n".join(reversed(parts))
-
-
 async def handle_unexpected(_: Request, exc: Exception) -> Response:
+    """The last resort: logged with a scrubbed traceback, answered with a bare 500. It runs
+    outside every middleware, so it sets the headers every response carries itself."""
     import structlog
 
+    from civio.core.logging import safe_traceback
+
     structlog.get_logger(__name__).error(
-        "http.unhandled", error=type(exc).__name__, traceback=sanitised_traceback(exc)
+        "http.unhandled", error=type(exc).__name__, traceback=safe_traceback(exc)
     )
-    return problem_response(Problem(500, "Internal server error", "An unexpected error occurred."))
+    problem = Problem(
+        500,
+        "Internal server error",
+        "An unexpected error occurred.",
+        headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"},
+    )
+    return problem_response(problem)
 
 
 # --- OpenAPI declarations ------------------------------------------------------------------

@@ -14,6 +14,8 @@ from typing import Any
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from civio.core.logging import STDLIB_LOG_CONFIG
+
 # A request's line and headers together may not exceed this many bytes, nor count more than
 # this many header lines; beyond either the server answers 431 and closes the connection.
 MAX_REQUEST_HEAD_BYTES = 64 * 1024
@@ -21,6 +23,8 @@ MAX_HEADER_COUNT = 100
 
 SERVER_OPTIONS: dict[str, Any] = {
     "log_level": "warning",
+    # uvicorn writes an unhandled request error with its whole message; this scrubs it.
+    "log_config": STDLIB_LOG_CONFIG,
     "access_log": False,
     "timeout_graceful_shutdown": 5,
     # Forwarded headers are believed only from CIVIO_TRUSTED_PROXIES, by the app itself

@@ -358,7 +358,7 @@ async def test_a_database_error_names_the_sql_but_not_its_parameters(settings: S
     assert fiscal_code not in str(failure.value)
 
 
-async def test_an_unexpected_error_is_logged_with_its_place_but_not_its_message(
+async def test_an_unexpected_error_is_logged_with_its_place_but_no_personal_data(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     from fastapi import FastAPI
@@ -379,11 +379,14 @@ async def test_an_unexpected_error_is_logged_with_its_place_but_not_its_message(
     async with httpx.AsyncClient(transport=transport, base_url="http://civio.test") as c:
         response = await c.get("/boom")
     assert_problem(response, 500, "Internal server error")
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["cache-control"] == "no-store"
     logged = capsys.readouterr().err
     entry = json.loads(logged.strip().splitlines()[-1])
     assert entry["event"] == "http.unhandled"
     assert entry["error"] == "LookupError"
     assert "in boom" in entry["traceback"]
+    assert "LookupError: no row for <fiscal code>" in entry["traceback"]
     assert fiscal_code not in logged
 
 

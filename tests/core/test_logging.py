@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import httpx
 from structlog.testing import capture_logs
 
 from civio.core.crypto import KeyRing
 from tests.factories import Factory, random_fiscal_code, valid_message
+from tests.smtp import free_port
 
 
 async def test_pipeline_logs_carry_a_hash_not_the_fiscal_code(
@@ -67,3 +72,56 @@ async def test_metrics_count_accepted_and_processed_messages(
     processed = 'civio_messages_processed_total{status="PROCESSED"}'
     assert value(after, accepted) == value(before, accepted) + 1
     assert value(after, processed) == value(before, processed) + 1
+
+
+SERVER_WITH_A_FAILING_ROUTE = """
+import sys
+from fastapi import FastAPI
+from civio.core.problems import handle_unexpected
+from civio.core.serving import serve_app
+
+app = FastAPI()
+app.add_exception_handler(Exception, handle_unexpected)
+
+
+@app.get("/boom")
+async def boom() -> None:
+    raise LookupError("no row for " + sys.argv[2] + " <" + sys.argv[3] + ">")
+
+
+serve_app(app, "127.0.0.1", int(sys.argv[1]))
+"""
+
+
+def test_the_servers_own_log_of_an_unhandled_error_carries_no_personal_data(
+    tmp_path: Path,
+) -> None:
+    """Starlette hands an unhandled error back to uvicorn after the 500 is sent, and uvicorn
+    logs it with its message: over a real server, that log is scrubbed too."""
+    fiscal_code, email = random_fiscal_code(), "mario.rossi@example.org"
+    port = free_port()
+    script = tmp_path / "server.py"
+    script.write_text(SERVER_WITH_A_FAILING_ROUTE)
+    server = subprocess.Popen(
+        [sys.executable, str(script), str(port), fiscal_code, email],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                response = httpx.get(f"http://127.0.0.1:{port}/boom", timeout=5)
+                break
+            except httpx.TransportError:
+                assert server.poll() is None, "the server exited"
+                assert time.monotonic() < deadline, "the server did not start"
+                time.sleep(0.1)
+        assert response.status_code == 500
+    finally:
+        server.terminate()
+        _, logged = server.communicate(timeout=30)
+    assert "Exception in ASGI application" in logged
+    assert "LookupError: no row for <fiscal code> <<email>>" in logged
+    assert fiscal_code not in logged
+    assert email not in logged
