@@ -60,7 +60,7 @@ PUBLIC_PREFIXES: dict[str, str] = {
 PUBLIC: dict[tuple[str, str], str] = {
     ("GET", "/healthz"): "liveness probe: load balancers and orchestrators call it bare",
     ("GET", "/readyz"): "readiness probe: load balancers and orchestrators call it bare",
-    ("GET", "/metrics"): "Prometheus scrape; an operator restricts it at deployment",
+    ("GET", "/metrics"): "Prometheus scrape; CIVIO_METRICS_TOKEN restricts it",
     ("GET", "/api/info"): "name and version only, for clients checking what they talk to",
     ("POST", "/api/auth/v1/test-login"): "how a dev citizen gets a token (dev mode only)",
     ("GET", "/api/auth/v1/login"): "how a citizen starts a login: there is no token yet",
@@ -73,16 +73,11 @@ PUBLIC: dict[tuple[str, str], str] = {
     ("GET", "/api/identity/v1/openapi.json"): "a public API's contract",
     ("GET", "/api/communication/v1/openapi.json"): "a public API's contract",
     ("GET", "/api/catalog/v1/openapi.json"): "a public API's contract",
-}
-
-# Public today but must not stay so (issue 10, item 2, done on another branch): the combined
-# document goes away and the admin document requires the admin token. Each entry must still
-# be public; once its route is gone or closed this test says so: delete the entry then.
-NOT_YET_CLOSED: dict[tuple[str, str], str] = {
-    ("GET", "/openapi.json"): "the combined document, to be switched off",
-    ("GET", "/docs"): "the combined document's Swagger UI, to be switched off",
-    ("GET", "/docs/oauth2-redirect"): "the combined Swagger UI's helper, to be switched off",
-    ("GET", "/admin/v1/openapi.json"): "the admin document, to require the admin token",
+    ("GET", "/api/v1/docs"): "the Swagger page of a public contract",
+    ("GET", "/api/auth/v1/docs"): "the Swagger page of a public contract",
+    ("GET", "/api/identity/v1/docs"): "the Swagger page of a public contract",
+    ("GET", "/api/communication/v1/docs"): "the Swagger page of a public contract",
+    ("GET", "/docs-assets/"): "Swagger UI's static files, served locally (no CDN)",
 }
 
 # A syntactically valid value for each path parameter name (checked against the route's own
@@ -144,7 +139,7 @@ def public_reason(endpoint: Endpoint) -> str | None:
     for prefix, reason in PUBLIC_PREFIXES.items():
         if endpoint.path.startswith(prefix + "/"):
             return reason
-    return PUBLIC.get(endpoint.key) or NOT_YET_CLOSED.get(endpoint.key)
+    return PUBLIC.get(endpoint.key)
 
 
 def concrete_path(endpoint: Endpoint) -> str:
@@ -332,7 +327,7 @@ async def test_every_listed_public_route_exists_and_is_public(
 ) -> None:
     by_key = {endpoint.key: endpoint for endpoint in served(settings)}
     failures: list[str] = []
-    for key in {**PUBLIC, **NOT_YET_CLOSED}:
+    for key in PUBLIC:
         endpoint = by_key.get(key)
         if endpoint is None:
             failures.append(f"{key[0]} {key[1]} is listed as public but not served: delete it")
