@@ -68,7 +68,7 @@ from sqlalchemy import event
 from ulid import ULID
 
 from civio.app import create_app
-from civio.core.config import Settings
+from civio.core.config import Environment, Settings
 from civio.core.db import asyncpg_dsn, transaction
 from civio.core.embedded import embedded_database_url
 from civio.core.logging import configure_logging
@@ -1253,6 +1253,8 @@ async def run(args: argparse.Namespace, tmp: Path) -> tuple[dict[str, Any], list
     await asyncio.to_thread(upgrade, url)
     print(f"embedded PostgreSQL in {tmp}, migrated ({time.perf_counter() - started:.1f} s)")
     settings = Settings(
+        env=Environment.dev,
+        test_login_password=secrets.token_urlsafe(16),
         database_url=url,
         data_dir=tmp,
         master_key=base64.b64encode(secrets.token_bytes(32)).decode(),

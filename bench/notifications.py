@@ -36,7 +36,7 @@ from common import Generator, Target, free_port, log, machine_info, scratch_dir,
 from sqlalchemy import text
 
 import civio.jobs  # noqa: F401 - registers every job handler
-from civio.core.config import Settings
+from civio.core.config import Environment, Settings
 from civio.core.db import transaction
 from civio.core.embedded import embedded_database_url
 from civio.core.logging import configure_logging
@@ -142,6 +142,7 @@ async def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     url = embedded_database_url(tmp)
     await upgrade_async(url)
     settings = Settings(
+        env=Environment.dev,
         database_url=url,
         data_dir=tmp,
         master_key=base64.b64encode(secrets.token_bytes(32)).decode(),

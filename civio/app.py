@@ -6,14 +6,19 @@ import asyncio
 import contextlib
 import copy
 import dataclasses
+import ipaddress
 from collections.abc import AsyncIterator
 from typing import Any
 
 import structlog
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from swagger_ui_bundle import swagger_ui_path
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 import civio
 from civio import jobs as _jobs  # noqa: F401 - registers every job handler
@@ -22,7 +27,7 @@ from civio.auth.routes_oidc import router as auth_oidc
 from civio.catalog.routes_public import router as catalog_public
 from civio.core.config import Settings
 from civio.core.db_unavailable import DATABASE_ERRORS
-from civio.core.http import BodySizeLimit
+from civio.core.http import BodySizeLimit, KeyRequired, ResponseHeaders
 from civio.core.problems import (
     Problem,
     handle_database_error,
@@ -33,6 +38,7 @@ from civio.core.problems import (
 )
 from civio.core.queue import Worker
 from civio.core.runtime import Runtime
+from civio.core.url_guard import reject_nul_in_url
 from civio.messages.routes_citizen import router as messages_citizen
 from civio.messages.routes_pa import router as messages_pa
 from civio.notifications.routes_citizen import router as notifications_citizen
@@ -41,7 +47,8 @@ from civio.ops.metrics import MetricsMiddleware
 from civio.profiles.routes_citizen import router as profiles_citizen
 from civio.profiles.routes_email import router as profiles_email
 from civio.profiles.routes_pa import router as profiles_pa
-from civio.services.gateway import Gateway
+from civio.services.gateway import KEY_HEADER, Gateway, unauthorized
+from civio.services.routes_admin import require_admin
 from civio.services.routes_admin import router as services_admin
 from civio.services.routes_pa import router as services_pa
 
@@ -49,7 +56,8 @@ log = structlog.get_logger(__name__)
 
 PA_PREFIX = "/api/v1"
 ADMIN_PREFIX = "/admin/v1"
-# Each surface serves its own OpenAPI document at <prefix>/openapi.json.
+# Each surface serves its own OpenAPI document at <prefix>/openapi.json and, but for the
+# admin API, a Swagger UI at <prefix>/docs; the combined app serves neither.
 SURFACES = {
     PA_PREFIX: "PA API",
     "/api/auth/v1": "citizen auth API",
@@ -58,6 +66,20 @@ SURFACES = {
     "/api/catalog/v1": "catalogue API",
     ADMIN_PREFIX: "admin API",
 }
+# Answers under these carry tokens or personal data: never stored by any cache.
+PRIVATE_PREFIXES = (
+    PA_PREFIX + "/",
+    "/api/auth/v1/",
+    "/api/identity/v1/",
+    "/api/communication/v1/",
+    ADMIN_PREFIX + "/",
+)
+# Swagger UI's script, stylesheet and icon, served from the swagger-ui-bundle package.
+DOCS_ASSETS = "/docs-assets"
+MISSING_KEY = unauthorized(
+    "Access denied due to missing subscription key. Make sure to include "
+    f"the {KEY_HEADER} header when making requests."
+)
 
 
 def _surface_openapi(app: FastAPI, prefix: str, title: str) -> dict[str, Any]:
@@ -149,8 +171,13 @@ def create_app(
         title="civio",
         version=civio.__version__,
         lifespan=lifespan,
-        docs_url="/docs",
+        openapi_url=None,
+        docs_url=None,
         redoc_url=None,
+        dependencies=[Depends(reject_nul_in_url)],
+        # Starlette would answer a path with a stray "/" by an absolute redirect built from
+        # the client's Host header; civio answers 404 instead.
+        redirect_slashes=False,
     )
     app.add_exception_handler(Problem, handle_problem)
     app.add_exception_handler(RequestValidationError, handle_validation)
@@ -176,6 +203,35 @@ def create_app(
     app.include_router(messages_citizen)
     app.include_router(notifications_citizen)
 
+    _serve_documents(app)
+
+    @app.get("/api/info", include_in_schema=False)
+    async def info(request: Request) -> dict[str, str]:
+        return {"name": "civio", "version": civio.__version__}
+
+    # Outermost last: forwarded headers are applied first, then every response is marked.
+    app.add_middleware(MetricsMiddleware)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        KeyRequired,
+        prefix=PA_PREFIX + "/",
+        header=KEY_HEADER,
+        problem=MISSING_KEY,
+    )
+    app.add_middleware(ResponseHeaders, private_prefixes=PRIVATE_PREFIXES)
+    if settings.trusted_proxies:
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=trusted_hosts(settings))
+    return app
+
+
+def trusted_hosts(settings: Settings) -> list[str]:
+    """``CIVIO_TRUSTED_PROXIES`` as uvicorn's middleware reads it (it takes "10.0.0.1/8" for a
+    host name, not a network, so each entry is normalised first)."""
+    return [str(ipaddress.ip_network(entry, strict=False)) for entry in settings.trusted_proxies]
+
+
+def _serve_documents(app: FastAPI) -> None:
+    """Each surface's OpenAPI document (built once, on first request) and Swagger UI page."""
     documents: dict[str, dict[str, Any]] = {}
 
     def serve_openapi(prefix: str, title: str) -> None:
@@ -184,18 +240,36 @@ def create_app(
                 documents[prefix] = _surface_openapi(app, prefix, title)
             return JSONResponse(documents[prefix])
 
-        app.add_api_route(f"{prefix}/openapi.json", surface_openapi, include_in_schema=False)
+        # The admin document maps the operators' API: only for operators.
+        guard = [Depends(require_admin)] if prefix == ADMIN_PREFIX else None
+        app.add_api_route(
+            f"{prefix}/openapi.json", surface_openapi, include_in_schema=False, dependencies=guard
+        )
+
+    def serve_swagger_ui(prefix: str, title: str) -> None:
+        page = get_swagger_ui_html(
+            openapi_url=f"{prefix}/openapi.json",
+            title=f"civio {title}",
+            swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
+            swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css",
+            swagger_favicon_url=f"{DOCS_ASSETS}/favicon-32x32.png",
+            oauth2_redirect_url=None,
+            # Swagger UI would otherwise send the document's URL to an online validator.
+            swagger_ui_parameters={"validatorUrl": None},
+        )
+
+        html = bytes(page.body)
+
+        async def swagger_ui() -> HTMLResponse:
+            return HTMLResponse(html)
+
+        app.add_api_route(f"{prefix}/docs", swagger_ui, include_in_schema=False)
 
     for prefix, title in SURFACES.items():
         serve_openapi(prefix, title)
-
-    @app.get("/api/info", include_in_schema=False)
-    async def info(request: Request) -> dict[str, str]:
-        return {"name": "civio", "version": civio.__version__}
-
-    app.add_middleware(MetricsMiddleware)
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
-    return app
+        if prefix != ADMIN_PREFIX:
+            serve_swagger_ui(prefix, title)
+    app.mount(DOCS_ASSETS, StaticFiles(directory=str(swagger_ui_path)), name="docs-assets")
 
 
 def app_from_environment() -> FastAPI:

@@ -8,12 +8,20 @@ import signal
 from typing import Annotated
 
 import typer
-from sqlalchemy import select
+from sqlalchemy import select, text
 
-from civio.core.cli_support import DatabaseUrlOption, DataDirOption, console, settings_with
-from civio.core.config import Settings
+from civio.auth.dev_login import dev_login_password
+from civio.core.cli_support import (
+    DatabaseUrlOption,
+    DataDirOption,
+    console,
+    settings_and_mode,
+    settings_with,
+)
+from civio.core.config import Environment, Settings, decide_mode
 from civio.core.db import database_url as database_url_of
 from civio.core.db import transaction
+from civio.core.embedded import exit_on_sigterm
 from civio.core.logging import configure_logging
 from civio.core.migrate import upgrade
 from civio.core.runtime import Runtime
@@ -39,34 +47,68 @@ def db_upgrade(database_url: DatabaseUrlOption = None, data_dir: DataDirOption =
     console.print("[green]database is at the latest revision[/green]")
 
 
-async def _sandbox_service(settings: Settings) -> tuple[str, str, bool]:
-    """The dev sandbox service: created on first start; its primary key is renewed each start.
+async def _sandbox_service(settings: Settings) -> tuple[str, str | None]:
+    """The dev sandbox service and, only when this call created it, its primary key.
 
-    Keys are stored only hashed, so a key can be shown only when it is generated.
+    Keys are stored only hashed, so a key can be shown only when it is generated; a later
+    start (or a second instance on the same database) never renews a key that another
+    start printed and someone may be using. The advisory lock makes concurrent first
+    starts create one service, not two.
     """
     runtime = Runtime.build(settings, pool_size=1)
     try:
         async with transaction(runtime.sessions) as session:
+            await session.execute(
+                text("SELECT pg_advisory_xact_lock(hashtext(:name))"),
+                {"name": SANDBOX_SERVICE_NAME},
+            )
             existing = await session.scalar(
                 select(Service.service_id).where(Service.service_name == SANDBOX_SERVICE_NAME)
             )
-            if existing is None:
-                created = await services.create_service(
-                    session,
-                    ServiceCreate(
-                        name=SANDBOX_SERVICE_NAME,
-                        organization_name="civio development",
-                        organization_fiscal_code="00000000000",
-                    ),
-                    sandbox_fiscal_code=settings.sandbox_fiscal_code,
-                )
-                assert created.primary_key is not None
-                return created.service_id, created.primary_key, True
-            renewed = await services.regenerate_key(session, existing, "primary")
-            assert renewed.primary_key is not None
-            return existing, renewed.primary_key, False
+            if existing is not None:
+                return existing, None
+            created = await services.create_service(
+                session,
+                ServiceCreate(
+                    name=SANDBOX_SERVICE_NAME,
+                    organization_name="civio development",
+                    organization_fiscal_code="00000000000",
+                ),
+                sandbox_fiscal_code=settings.sandbox_fiscal_code,
+            )
+            assert created.primary_key is not None
+            return created.service_id, created.primary_key
     finally:
         await runtime.close()
+
+
+def _print_dev_banner(settings: Settings, base: str) -> None:
+    """What a developer needs to try the platform; each secret appears only in the banner
+    of the start that generated it, never in a log."""
+    service_id, key = asyncio.run(_sandbox_service(settings))
+    console.print(f"  sandbox service {service_id}")
+    if key is not None:
+        console.print(f"  Ocp-Apim-Subscription-Key: {key}")
+        console.print("  (shown once: keys are stored only hashed)")
+    else:
+        console.print(
+            "  its key was shown when it was created; for a new one: "
+            f"civio service keys regenerate {service_id} primary"
+        )
+    console.print(f"  sandbox fiscal code {settings.sandbox_fiscal_code}")
+    password = dev_login_password(settings)
+    console.print(
+        f'  citizen test login: POST {base}/api/auth/v1/test-login {{"username": '
+        '"<fiscal code>", "password": …}'
+    )
+    if password.created:
+        console.print(
+            f"  test-login password (shown once, kept in {password.path}): {password.value}"
+        )
+    elif password.path is not None:
+        console.print(f"  test-login password: in {password.path}")
+    else:
+        console.print("  test-login password: CIVIO_TEST_LOGIN_PASSWORD")
 
 
 @app.command("serve")
@@ -86,36 +128,50 @@ def serve(
     database_url: DatabaseUrlOption = None,
     data_dir: DataDirOption = None,
 ) -> None:
-    """Start the API (and, by default, the worker) — the embedded platform with no config."""
+    """Start the API (and, by default, the worker) — the embedded platform with no config.
+
+    Dev mode (test login, generated keys) only when asked for or obviously local; see
+    ``civio.core.config.decide_mode``.
+    """
     from civio.app import create_app
     from civio.core.serving import serve_app
 
-    settings = settings_with(database_url, data_dir)
+    settings, mode = settings_and_mode(database_url, data_dir, host=host)
+    if not settings.is_dev and not settings.master_key:
+        console.print(
+            f"[red]error:[/red] production mode ({mode.reason}) needs CIVIO_MASTER_KEY "
+            "(base64 of 32 random bytes: python3 -c 'import base64, secrets; "
+            "print(base64.b64encode(secrets.token_bytes(32)).decode())'); "
+            "for a local trial use the embedded default on 127.0.0.1, or CIVIO_ENV=dev."
+        )
+        raise typer.Exit(2)
     configure_logging(settings.log_level, json=settings.log_json)
     upgrade(database_url_of(settings))
     base = f"http://{host}:{port}"
-    console.print(f"[bold green]civio[/bold green] on {base}  ({settings.env.value})")
+    console.print(f"[bold green]civio[/bold green] on {base}  ({mode.env.value}: {mode.reason})")
+    if settings.is_dev and decide_mode(settings.model_copy(update={"env": None}), host).env != (
+        Environment.dev
+    ):
+        console.print(
+            "  [bold red]warning:[/bold red] dev mode beyond this machine: anyone who reaches "
+            "this address can log in as any citizen"
+        )
     console.print(f"  PA API      {base}/api/v1   (OpenAPI: {base}/api/v1/openapi.json)")
     console.print(f"  health      {base}/healthz  {base}/readyz  {base}/metrics")
     if settings.is_dev:
-        service_id, key, first = asyncio.run(_sandbox_service(settings))
-        console.print(f"  sandbox service {service_id}")
-        console.print(f"  Ocp-Apim-Subscription-Key: {key}")
-        if not first:
-            console.print("  (primary key renewed at each start; keys are stored only hashed)")
-        console.print(f"  sandbox fiscal code {settings.sandbox_fiscal_code}")
-        console.print(
-            f"  citizen test login: POST {base}/api/auth/v1/test-login "
-            f'{{"username": "<fiscal code>", "password": "{settings.test_login_password}"}}'
-        )
+        _print_dev_banner(settings, base)
+    exit_on_sigterm()
     count = processes or settings.processes
     if count == 1:
         serve_app(create_app(settings, run_worker=worker), host, port)
         return
     # Each process builds its own app from the environment; the embedded cluster stays
-    # owned by this (supervising) process, and the others connect to its URL.
+    # owned by this (supervising) process, and the others connect to its URL. The mode is
+    # passed explicitly: an external URL alone would mean production to them.
+    assert settings.env is not None
     os.environ.update(
         {
+            "CIVIO_ENV": settings.env.value,
             "CIVIO_DATABASE_URL": database_url_of(settings),
             "CIVIO_DATA_DIR": str(settings.data_dir),
             "CIVIO_RUN_WORKER": "true" if worker else "false",

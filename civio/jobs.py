@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from civio.auth import tasks as _auth  # noqa: F401
 from civio.callbacks import delivery as _callbacks  # noqa: F401
 from civio.messages import pipeline as _pipeline  # noqa: F401
 from civio.notifications import email as _email_alerts  # noqa: F401

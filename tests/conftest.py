@@ -21,10 +21,11 @@ import structlog
 from fastapi import FastAPI
 
 from civio.app import create_app
-from civio.core.config import Settings
+from civio.core.config import Environment, Settings
+from civio.core.embedded import start_cluster
 from civio.core.migrate import upgrade
 from civio.core.runtime import Runtime
-from tests.factories import Factory
+from tests.factories import ADMIN_TOKEN, Factory
 
 
 @pytest.fixture(autouse=True)
@@ -38,12 +39,11 @@ def isolated_logging_config() -> Iterator[None]:
 
 @pytest.fixture(scope="session")
 def database_url() -> Iterator[str]:
-    import pgserver
-
     worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
     # Short path: the Unix socket lives inside the data directory.
     base = Path(tempfile.mkdtemp(prefix=f"civio-{worker}-", dir="/tmp"))
-    server = pgserver.get_server(base / "pg", cleanup_mode="stop")
+    # civio's own start-up path: on a fresh machine both xdist workers get here at once.
+    server = start_cluster(base / "pg")
     server.psql("CREATE DATABASE civio_test;")
     url = server.get_uri("civio_test")
     upgrade(url)
@@ -58,7 +58,10 @@ def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Set
         database_url=database_url,
         data_dir=tmp_path_factory.mktemp("data"),
         master_key=base64.b64encode(secrets.token_bytes(32)).decode(),
-        admin_token="test-admin-token",
+        env=Environment.dev,
+        admin_token=ADMIN_TOKEN,
+        test_login_password="test-login-password-for-the-suite",
+        credential_failure_limit=1_000_000,
         run_worker=False,
         service_cache_seconds=0.0,
         log_json=True,

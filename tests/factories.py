@@ -22,6 +22,10 @@ from civio.services.gateway import Caller, CallerService
 from civio.services.models import Owner, Service
 from civio.services.schemas import ServiceCreate, ServiceMetadata
 
+# The suite's admin token (at least MIN_ADMIN_TOKEN_LENGTH characters, as civio requires).
+ADMIN_TOKEN = "test-admin-token-0123456789abcdef"
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
 _OMOCODE_DIGITS = string.digits
 _MONTHS = "ABCDEHLMPRST"
 

@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 
 from civio.auth.dependencies import UNAUTHORIZED, Citizen
+from civio.auth.dev_login import dev_login_password
 from civio.auth.schemas import (
     AccessToken,
     Identity,
@@ -19,9 +20,10 @@ from civio.auth.schemas import (
 )
 from civio.auth.service import close_session, open_session
 from civio.core.problems import Problem, problem_responses
-from civio.core.runtime import get_runtime
+from civio.core.runtime import failure_throttle, get_runtime
 from civio.core.types import format_timestamp
 from civio.notifications.push.installations import unbind_session
+from civio.services.gateway import get_gateway
 
 router = APIRouter(prefix="/api/auth/v1", tags=["auth"])
 TEST_IDP = "civio-test-login"
@@ -31,7 +33,10 @@ TEST_IDP = "civio-test-login"
     "/test-login",
     operation_id="testLogin",
     response_model=AccessToken,
-    responses={**problem_responses(400, 404), 401: {"description": "Wrong password."}},
+    responses={
+        **problem_responses(400, 404, 429),
+        401: {"description": "Wrong password."},
+    },
     openapi_extra={"x-civio-body-title": "Invalid PasswordLogin"},
 )
 async def test_login(request: Request, payload: PasswordLogin) -> AccessToken:
@@ -39,8 +44,13 @@ async def test_login(request: Request, payload: PasswordLogin) -> AccessToken:
     runtime = get_runtime(request)
     settings = runtime.settings
     if not settings.is_dev:
-        raise Problem(404, "Not Found", "Test login is available only when CIVIO_ENV=dev.")
-    if not hmac.compare_digest(payload.password.encode(), settings.test_login_password.encode()):
+        raise Problem(404, "Not Found", "Test login is available only in dev mode.")
+    throttle = failure_throttle(runtime, __name__)
+    attempt = (f"client:{get_gateway(request).client_ip(request)}", f"user:{payload.username}")
+    throttle.check(*attempt)
+    expected = dev_login_password(settings).value
+    if not hmac.compare_digest(payload.password.encode(), expected.encode()):
+        throttle.failed(*attempt)
         raise Problem(401, "Unauthorized", "Wrong test-login password.")
     identity = Identity(
         fiscal_code=payload.username,

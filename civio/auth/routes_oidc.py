@@ -29,7 +29,6 @@ from civio.auth.oidc import (
     start_attempt,
 )
 from civio.auth.service import open_session
-from civio.core.crypto import log_ref
 from civio.core.problems import Problem, problem_responses
 from civio.core.runtime import Runtime, get_runtime
 
@@ -196,5 +195,5 @@ async def _complete_login(
             identity_provider=metadata.issuer,
             ttl_seconds=runtime.settings.session_ttl_seconds,
         )
-    log.info("auth.oidc.login", fc=log_ref(identity.fiscal_code), spid_level=level)
+    log.info("auth.oidc.login", fc=runtime.keyring.log_ref(identity.fiscal_code), spid_level=level)
     return token

@@ -18,6 +18,7 @@ from civio.auth.models import CitizenSession
 from civio.auth.schemas import Identity
 from civio.core.crypto import KeyRing
 from civio.core.keys import decrypt_for, encrypt_for
+from civio.notifications.push.installations import unbind_sessions
 from civio.profiles.service import ensure_profile_at_login
 
 TOKEN_BYTES = 48
@@ -108,8 +109,27 @@ async def close_session(session: AsyncSession, token_hash: bytes) -> None:
     await session.execute(delete(CitizenSession).where(CitizenSession.token_hash == token_hash))
 
 
-async def purge_expired_sessions(session: AsyncSession) -> int:
-    result = await session.execute(
-        delete(CitizenSession).where(CitizenSession.expires_at <= datetime.now(UTC))
+async def purge_expired_batch(session: AsyncSession, limit: int) -> int:
+    """Delete up to ``limit`` expired sessions and the devices they registered; returns how
+    many sessions went.
+
+    An expired token already opens nothing (``resolve_token`` checks the expiry), but its
+    row keeps the identity ciphertext and its installations keep receiving pushes for a
+    citizen who is no longer logged in there. Rows locked by another worker's purge are
+    skipped, so concurrent workers share the backlog instead of queueing on each other.
+    """
+    token_hashes = list(
+        (
+            await session.scalars(
+                select(CitizenSession.token_hash)
+                .where(CitizenSession.expires_at <= datetime.now(UTC))
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            )
+        ).all()
     )
-    return int(getattr(result, "rowcount", 0) or 0)
+    if not token_hashes:
+        return 0
+    await unbind_sessions(session, token_hashes)
+    await session.execute(delete(CitizenSession).where(CitizenSession.token_hash.in_(token_hashes)))
+    return len(token_hashes)

@@ -12,6 +12,10 @@ wait behind it and no other job can start for the service meanwhile.
 Delivery is at-least-once: a worker killed after the receiver answered but before the
 outcome was recorded sends the event again (same ``X-Civio-Event-Id``). Because attempts
 are counted before the POST, a crash loop still stops after the maximum attempts.
+
+The POST goes through the guarded client (``civio.core.outbound``): outside dev, a URL
+whose name now resolves to an internal address is refused at connection time, and the
+event is FAILED at once (the same URL would be refused again).
 """
 
 from __future__ import annotations
@@ -40,8 +44,10 @@ from civio.callbacks.signing import headers_for
 from civio.core.backoff import exponential_backoff
 from civio.core.config import Settings
 from civio.core.db import transaction
+from civio.core.outbound import guarded_client
 from civio.core.queue import enqueue, periodic, release_dedupe_key, task
 from civio.core.runtime import Runtime
+from civio.core.ssrf import DestinationRefused, OutboundGuard
 from civio.ops.metrics import CALLBACK_DELIVERIES
 from civio.services.models import Service
 
@@ -108,29 +114,27 @@ async def deliver_pending(
     """Deliver the service's due events in order. Returns None when nothing is left (the
     dedupe key is then released), else the seconds until the job should run again."""
     settings = runtime.settings
-    async with httpx.AsyncClient(
-        follow_redirects=False, timeout=settings.callback_timeout_seconds
-    ) as client:
-        sent = 0
-        while sent < budget:
-            batch = await _pending(runtime, service_id, min(BATCH, budget - sent))
-            if batch is None:
-                return None
-            for event in batch:
-                if event.wait > INLINE_WAIT_SECONDS:
-                    return event.wait
-                if event.wait > 0:
-                    await asyncio.sleep(event.wait)  # cheaper than a trip through the queue
-                    break
-                attempt = await _start(runtime, service_id, event)
-                if attempt is None:
-                    break  # changed meanwhile (or the URL is gone): read again
-                response = await post(client, settings, attempt)
-                retrying = await _record(runtime, service_id, attempt, response)
-                sent += 1
-                if retrying or sent >= budget:
-                    break
-        return 0.0
+    client = guarded_client(OutboundGuard.of(settings))
+    sent = 0
+    while sent < budget:
+        batch = await _pending(runtime, service_id, min(BATCH, budget - sent))
+        if batch is None:
+            return None
+        for event in batch:
+            if event.wait > INLINE_WAIT_SECONDS:
+                return event.wait
+            if event.wait > 0:
+                await asyncio.sleep(event.wait)  # cheaper than a trip through the queue
+                break
+            attempt = await _start(runtime, service_id, event)
+            if attempt is None:
+                break  # changed meanwhile (or the URL is gone): read again
+            response = await post(client, settings, attempt)
+            retrying = await _record(runtime, service_id, attempt, response)
+            sent += 1
+            if retrying or sent >= budget:
+                break
+    return 0.0
 
 
 async def _pending(runtime: Runtime, service_id: str, limit: int) -> list[Pending] | None:
@@ -197,10 +201,16 @@ async def post(client: httpx.AsyncClient, settings: Settings, attempt: Attempt) 
     try:
         async with (
             asyncio.timeout(settings.callback_timeout_seconds),
-            client.stream("POST", attempt.url, content=attempt.body, headers=headers) as answer,
+            client.stream(
+                "POST",
+                attempt.url,
+                content=attempt.body,
+                headers=headers,
+                timeout=settings.callback_timeout_seconds,
+            ) as answer,
         ):
             status, retry_after = answer.status_code, answer.headers.get("retry-after")
-    except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
+    except (DestinationRefused, httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
         return Response(None, _describe(exc), retryable=False)
     except (httpx.HTTPError, TimeoutError, OSError) as exc:
         return Response(None, _describe(exc), retryable=True)

@@ -32,6 +32,7 @@ from civio.core.crypto import KeyRing
 from civio.core.problems import Problem
 from civio.core.queue import enqueue
 from civio.core.runtime import Runtime
+from civio.core.ssrf import DestinationRefused, OutboundGuard
 from civio.core.types import format_timestamp
 
 CALLBACK_TASK = "callbacks.deliver"
@@ -137,22 +138,42 @@ async def emit(
     )
 
 
+def _invalid(detail: str) -> Problem:
+    return Problem(400, "Invalid callback URL", detail)
+
+
 @dataclass(frozen=True)
 class CallbackPolicy:
-    """What configuring a callback needs: the key ring (to seal the secret) and whether
-    plain http is refused (production)."""
+    """What configuring a callback needs: the key ring (to seal the secret), whether plain
+    http is refused, and which addresses may be called (both: production)."""
 
     keyring: KeyRing
     require_https: bool
+    guard: OutboundGuard
 
     @classmethod
     def of(cls, runtime: Runtime) -> CallbackPolicy:
-        return cls(runtime.keyring, require_https=not runtime.settings.is_dev)
+        settings = runtime.settings
+        return cls(runtime.keyring, not settings.is_dev, OutboundGuard.of(settings))
+
+    async def check(self, url: str) -> str:
+        """The URL's form, then its host: outside dev only public addresses are called."""
+        self.check_url(url)
+        try:
+            await self.guard.check_url(url)
+        except DestinationRefused as exc:
+            detail = f"The callback URL's host {exc.reason}"
+            if exc.is_address:
+                detail += (
+                    ": outside dev civio calls only public addresses "
+                    "(CIVIO_OUTBOUND_ALLOWED_NETWORKS allows others)"
+                )
+            raise _invalid(detail + ".") from exc
+        return url
 
     def check_url(self, url: str) -> str:
-        def invalid(detail: str) -> Problem:
-            return Problem(400, "Invalid callback URL", detail)
-
+        """The URL's form (no lookup): http(s), a host, no credentials or fragment."""
+        invalid = _invalid
         if len(url) > MAX_URL_LENGTH:
             raise invalid(f"The callback URL is longer than {MAX_URL_LENGTH} characters.")
         if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in url):

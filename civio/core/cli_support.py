@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 from rich.console import Console
 
-from civio.core.config import Settings
+from civio.core.config import Mode, Settings, with_mode
 from civio.core.logging import configure_logging
 from civio.core.problems import Problem
 from civio.core.runtime import Runtime
@@ -35,13 +35,29 @@ DataDirOption = Annotated[
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 
-def settings_with(database_url: str | None, data_dir: Path | None = None) -> Settings:
+def settings_and_mode(
+    database_url: str | None, data_dir: Path | None = None, *, host: str | None = None
+) -> tuple[Settings, Mode]:
+    """Settings from the environment and the command's options, with the mode decided
+    (``host``: the address a serving command binds); invalid settings exit with a message."""
     overrides: dict[str, Any] = {}
     if database_url:
         overrides["database_url"] = database_url
     if data_dir:
         overrides["data_dir"] = data_dir
-    return Settings(**overrides)
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as exc:
+        for error in exc.errors():
+            field = ".".join(str(part) for part in error["loc"])
+            console.print(f"[red]error:[/red] CIVIO_{field.upper()}: {error['msg']}")
+        raise typer.Exit(2) from None
+    return with_mode(settings, host)
+
+
+def settings_with(database_url: str | None, data_dir: Path | None = None) -> Settings:
+    """``settings_and_mode`` for commands that serve nothing."""
+    return settings_and_mode(database_url, data_dir)[0]
 
 
 def run_with_runtime(settings: Settings, work: Callable[[Runtime], Awaitable[T]]) -> T:

@@ -88,6 +88,7 @@ class KeyRing:
         self._wrapping_key = _derive(master_key, b"civio/data-key-wrapping/v1")
         self._hash_key = _derive(master_key, b"civio/keyed-hash/v1")
         self._service_secret_key = _derive(master_key, b"civio/service-secret/v1")
+        self._feed_key = _derive(master_key, b"civio/subscriptions-feed/v1")
         self._cache: OrderedDict[str, bytes] = OrderedDict()
         self._cache_size = cache_size
 
@@ -121,6 +122,16 @@ class KeyRing:
         """Deterministic, non-reversible lookup token (e.g. for email uniqueness)."""
         return hmac.new(self._hash_key, f"{purpose}:{value}".encode(), hashlib.sha256).digest()
 
+    def log_ref(self, fiscal_code: str) -> str:
+        """What logs carry instead of a fiscal code: a short reference that correlates one
+        citizen's entries and means nothing without the master key.
+
+        A plain hash would not do: fiscal codes are few and structured (birth date, place,
+        name letters), so anyone reading the logs could hash a guess and check it. Only
+        the holder of the master key can compute the reference of a given fiscal code.
+        """
+        return self.keyed_hash("log-ref", fiscal_code).hex()[:16]
+
     def seal_service_secret(self, service_id: str, secret: bytes) -> bytes:
         """Encrypt a sender's shared secret (e.g. the callback signing key).
 
@@ -132,11 +143,10 @@ class KeyRing:
     def open_service_secret(self, service_id: str, sealed: bytes) -> bytes:
         return open_sealed(self._service_secret_key, sealed, b"svc-secret:" + service_id.encode())
 
+    def seal_feed_hash(self, context: str, published_hash: bytes) -> bytes:
+        """Encrypt a hash the subscriptions feed will publish (see
+        ``civio.profiles.models.SubscriptionEvent`` for why it is sealed, not keyed)."""
+        return seal(self._feed_key, published_hash, b"feed:" + context.encode())
 
-def sha256_hex(value: str) -> str:
-    return hashlib.sha256(value.encode()).hexdigest()
-
-
-def log_ref(fiscal_code: str) -> str:
-    """What logs carry instead of a fiscal code: a short, non-reversible reference."""
-    return sha256_hex(fiscal_code)[:16]
+    def open_feed_hash(self, context: str, sealed: bytes) -> bytes:
+        return open_sealed(self._feed_key, sealed, b"feed:" + context.encode())

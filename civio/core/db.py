@@ -56,11 +56,14 @@ def asyncpg_dsn(url: str) -> str:
 
 
 def make_engine(url: str, *, pool_size: int = 20, **kwargs: Any) -> AsyncEngine:
+    """``hide_parameters``: a database error's message (which ends up in logs and
+    tracebacks) shows the SQL but never the bound values, fiscal codes among them."""
     return create_async_engine(
         sqlalchemy_url(url),
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_pre_ping=False,
+        hide_parameters=True,
         **kwargs,
     )
 

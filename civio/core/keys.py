@@ -88,7 +88,7 @@ async def _wrapped_keys(session: AsyncSession, fiscal_codes: list[str]) -> dict[
             DataKey.fiscal_code.in_(fiscal_codes)
         )
     )
-    return dict(rows.tuples().all())
+    return dict(rows.all())
 
 
 async def encrypt_for(

@@ -179,10 +179,20 @@ async def handle_database_error(request: Request, exc: Exception) -> Response:
 
 
 async def handle_unexpected(_: Request, exc: Exception) -> Response:
-    import structlog
+    """The last resort: logged with a scrubbed traceback, answered with a bare 500. It runs
+    outside every middleware, so it sets the headers every response carries itself."""
+    from civio.core.logging import safe_traceback
 
-    structlog.get_logger(__name__).exception("http.unhandled", error=type(exc).__name__)
-    return problem_response(Problem(500, "Internal server error", "An unexpected error occurred."))
+    structlog.get_logger(__name__).error(
+        "http.unhandled", error=type(exc).__name__, traceback=safe_traceback(exc)
+    )
+    problem = Problem(
+        500,
+        "Internal server error",
+        "An unexpected error occurred.",
+        headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"},
+    )
+    return problem_response(problem)
 
 
 # --- OpenAPI declarations ------------------------------------------------------------------

@@ -20,7 +20,7 @@ import orjson
 import structlog
 from pgqueuer import AsyncpgDriver, Queries, QueueManager
 from pgqueuer.adapters.persistence.qb import QueryBuilderEnvironment
-from pgqueuer.errors import RetryRequested
+from pgqueuer.domain.errors import RetryRequested, retry_request
 from pgqueuer.models import Job
 from pgqueuer.types import QueueExecutionMode
 from sqlalchemy import text
@@ -30,6 +30,7 @@ from civio.core.backoff import exponential_backoff
 from civio.core.config import Settings
 from civio.core.db import asyncpg_dsn
 from civio.core.db_unavailable import is_database_unavailable
+from civio.core.logging import safe_traceback
 from civio.core.runtime import Runtime
 
 log = structlog.get_logger(__name__)
@@ -293,7 +294,12 @@ async def _run_periodic(runtime: Runtime) -> None:
             try:
                 await spec.handler(runtime)
             except Exception as exc:  # housekeeping must never stop the worker
-                log.warning("worker.periodic.failed", periodic=spec.name, error=type(exc).__name__)
+                log.warning(
+                    "worker.periodic.failed",
+                    periodic=spec.name,
+                    error=type(exc).__name__,
+                    traceback=safe_traceback(exc),
+                )
             await asyncio.sleep(max(spec.every(runtime.settings), 0.1))
 
     specs = registered_periodic().values()
@@ -301,28 +307,46 @@ async def _run_periodic(runtime: Runtime) -> None:
         await asyncio.gather(*(loop(spec) for spec in specs))
 
 
+class JobFailed(Exception):
+    """What pgqueuer sees of a failed job: the scrubbed traceback only.
+
+    pgqueuer logs a failing job's exception and stores its traceback in its log table;
+    the original exception's text can quote SQL parameters or a fiscal code, so it never
+    reaches either (``raise … from None`` drops the chain too).
+    """
+
+
 def _adapt(runtime: Runtime, spec: TaskSpec) -> Callable[[Job], Awaitable[None]]:
     async def run_job(job: Job) -> None:
         payload = orjson.loads(job.payload) if job.payload else {}
         try:
             await spec.handler(runtime, payload)
-        except RetryRequested:
-            raise
         except Exception as exc:
-            if not is_database_unavailable(exc):
+            if retry_request(exc) is not None:  # pgqueuer's own control flow, no error
                 raise
-            # Not the job's fault: keep it for later instead of letting pgqueuer drop it as
-            # failed (a handler cannot record its own retry while the database is away).
-            delay = exponential_backoff(1.0, job.attempts + 1, OUTAGE_RETRY_MAX_SECONDS)
-            log.warning(
-                "worker.job.database_unavailable",
+            if is_database_unavailable(exc):
+                # Not the job's fault: keep it for later instead of letting pgqueuer drop
+                # it as failed (a handler cannot record its own retry while the database
+                # is away).
+                delay = exponential_backoff(1.0, job.attempts + 1, OUTAGE_RETRY_MAX_SECONDS)
+                log.warning(
+                    "worker.job.database_unavailable",
+                    task=spec.name,
+                    error=type(exc).__name__,
+                    retry_in_seconds=round(delay, 2),
+                )
+                raise RetryRequested(
+                    delay=timedelta(seconds=delay), reason="database unavailable"
+                ) from exc
+            traceback = safe_traceback(exc)
+            log.error(
+                "worker.job.failed",
                 task=spec.name,
+                job_id=int(job.id),
                 error=type(exc).__name__,
-                retry_in_seconds=round(delay, 2),
+                traceback=traceback,
             )
-            raise RetryRequested(
-                delay=timedelta(seconds=delay), reason="database unavailable"
-            ) from exc
+            raise JobFailed(f"{spec.name} failed:\n{traceback}") from None
 
     run_job.__name__ = spec.name.replace(".", "_")
     return run_job

@@ -13,7 +13,6 @@ the attempts run out the message becomes FAILED.
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -23,9 +22,10 @@ from sqlalchemy import Boolean, bindparam, case, insert, null, select, tuple_, u
 
 from civio.callbacks.service import emit
 from civio.core.backoff import exponential_backoff
-from civio.core.crypto import log_ref, open_sealed, seal
+from civio.core.crypto import open_sealed, seal
 from civio.core.db import table_of, transaction
 from civio.core.keys import data_keys_for
+from civio.core.logging import safe_traceback
 from civio.core.queue import enqueue, task
 from civio.core.runtime import Runtime
 from civio.messages.models import Message, MessageStatusChange
@@ -118,8 +118,6 @@ async def process_messages(runtime: Runtime, refs: list[MessageRef]) -> dict[str
         ).all()
         if not messages:
             return {}
-        if settings.fault_stall_process_seconds:
-            await asyncio.sleep(settings.fault_stall_process_seconds)
         sender_ids = {m.sender_service_id for m in messages}
         services = {
             service.service_id: service
@@ -211,7 +209,7 @@ async def process_messages(runtime: Runtime, refs: list[MessageRef]) -> dict[str
         log.info(
             "messages.process.done",
             message_id=m.id,
-            recipient=log_ref(m.fiscal_code),
+            recipient=runtime.keyring.log_ref(m.fiscal_code),
             status=row["status"],
             reason=row["rejection_reason"],
         )
@@ -276,6 +274,7 @@ async def _retry_or_fail(
                 message_id=message_id,
                 attempts=attempts,
                 error=type(exc).__name__,
+                traceback=safe_traceback(exc),
             )
             return
         delay = backoff_seconds(attempts)
@@ -291,4 +290,5 @@ async def _retry_or_fail(
             attempts=attempts,
             delay_seconds=round(delay, 2),
             error=type(exc).__name__,
+            traceback=safe_traceback(exc),
         )

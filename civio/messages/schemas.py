@@ -12,14 +12,19 @@ from pydantic import BaseModel, Field, StringConstraints
 from civio.core.types import (
     FiscalCode,
     IOModel,
+    NoControl,
+    NoControlButLayout,
     NonEmptyString,
     OrganizationFiscalCode,
     Timestamp,
     Ulid,
 )
 
-Subject = Annotated[str, StringConstraints(strict=True, min_length=10, max_length=120)]
-Markdown = Annotated[str, StringConstraints(strict=True, min_length=80, max_length=10000)]
+# The subject becomes a mail header: one line. The markdown keeps its line breaks and tabs.
+Subject = Annotated[str, StringConstraints(strict=True, min_length=10, max_length=120), NoControl]
+Markdown = Annotated[
+    str, StringConstraints(strict=True, min_length=80, max_length=10000), NoControlButLayout
+]
 TimeToLive = Annotated[int, Field(strict=True, ge=3600, le=604800)]
 Amount = Annotated[int, Field(strict=True, ge=1, le=9_999_999_999)]
 NoticeNumber = Annotated[str, StringConstraints(strict=True, pattern=r"^[0123][0-9]{17}$")]

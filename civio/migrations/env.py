@@ -41,7 +41,7 @@ def _run(connection: Connection) -> None:
 async def _main() -> None:
     url = context.config.get_main_option("sqlalchemy.url")
     assert url, "sqlalchemy.url must be set by civio.core.migrate"
-    engine = create_async_engine(sqlalchemy_url(url))
+    engine = create_async_engine(sqlalchemy_url(url), hide_parameters=True)
     async with engine.connect() as connection:
         await connection.run_sync(_run)
         await connection.commit()

@@ -16,13 +16,13 @@ from pydantic import BaseModel, Field
 
 from civio.auth.dependencies import UNAUTHORIZED, Citizen
 from civio.auth.schemas import SuccessResponse
-from civio.core.crypto import log_ref
 from civio.core.problems import Problem, problem_responses
 from civio.core.runtime import get_runtime
+from civio.core.ssrf import OutboundGuard
 from civio.notifications.push.installations import (
     INSTALLATION_ID_PATTERN,
     InstallationBody,
-    parse_subscription,
+    check_endpoint,
     register_installation,
 )
 from civio.notifications.push.providers import load_vapid, vapid_public_key
@@ -47,12 +47,7 @@ async def put_installation(
 ) -> SuccessResponse:
     """Register this device (or browser) for the citizen's pushes, until logout."""
     runtime = get_runtime(request)
-    if (
-        body.platform == "webpush"
-        and not runtime.settings.is_dev
-        and not parse_subscription(body.push_channel).is_https
-    ):
-        raise Problem(400, "Invalid Installation", "A Web Push endpoint must be an https URL.")
+    await check_endpoint(body, OutboundGuard.of(runtime.settings))
     async with runtime.sessions() as session, session.begin():
         await register_installation(
             session,
@@ -64,7 +59,7 @@ async def put_installation(
         )
     log.info(
         "notifications.installation.registered",
-        recipient=log_ref(citizen.fiscal_code),
+        recipient=runtime.keyring.log_ref(citizen.fiscal_code),
         platform=body.platform,
     )
     return SuccessResponse(message="ok")

@@ -1,13 +1,16 @@
+"""Operations endpoints: liveness, readiness, Prometheus metrics."""
+
 from __future__ import annotations
 
 import asyncio
+import hmac
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
-from civio.core.problems import DATABASE_RETRY_AFTER_SECONDS
+from civio.core.problems import DATABASE_RETRY_AFTER_SECONDS, Problem
 from civio.core.runtime import get_runtime
 
 router = APIRouter(tags=["ops"], include_in_schema=False)
@@ -44,5 +47,17 @@ async def readyz(request: Request) -> JSONResponse:
 
 
 @router.get("/metrics")
-async def metrics() -> Response:
+async def metrics(request: Request) -> Response:
+    """Prometheus metrics; with ``CIVIO_METRICS_TOKEN`` set, only for ``Bearer <token>``
+    (request rates per route and queue figures tell an outsider how the platform is used)."""
+    token = get_runtime(request).settings.metrics_token
+    if token:
+        given = request.headers.get("authorization", "")
+        if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+            raise Problem(
+                401,
+                "Unauthorized",
+                "Missing or wrong metrics token.",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

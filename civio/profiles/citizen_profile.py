@@ -174,7 +174,7 @@ async def update_profile(
 
     if profile.is_inbox_enabled != was_inbox_enabled:
         await record_subscription_event(
-            session, fiscal_code, service_id=None, subscribed=profile.is_inbox_enabled
+            session, keyring, fiscal_code, service_id=None, subscribed=profile.is_inbox_enabled
         )
     await session.flush()
     if email_changed and on_email_changed is not None:
@@ -238,8 +238,11 @@ async def get_preference(
     version = profile.service_preferences_settings_version
     stored = await session.get(ServicePreference, (fiscal_code, service_id, version))
     if stored is None:
+        # IO's defaults for a service without a stored preference: AUTO allows everything,
+        # MANUAL denies everything, the read status too (io-functions-app's
+        # toDefaultDisabledUserServicePreference).
         default = profile.mode == "AUTO"
-        inbox, email, webhook, read_status = default, default, default, True
+        inbox, email, webhook, read_status = default, default, default, default
     else:
         inbox, email, webhook = (
             stored.is_inbox_enabled,
@@ -257,7 +260,11 @@ async def get_preference(
 
 
 async def upsert_preference(
-    session: AsyncSession, fiscal_code: str, service_id: str, body: UpsertServicePreference
+    session: AsyncSession,
+    keyring: KeyRing,
+    fiscal_code: str,
+    service_id: str,
+    body: UpsertServicePreference,
 ) -> ServicePreferenceOut:
     profile = await load_profile(session, fiscal_code, lock=True)
     service = await _service(session, service_id)
@@ -295,6 +302,6 @@ async def upsert_preference(
     after = await get_preference(session, fiscal_code, service_id)
     if service.category != "SPECIAL" and after.is_inbox_enabled != before.is_inbox_enabled:
         await record_subscription_event(
-            session, fiscal_code, service_id=service_id, subscribed=after.is_inbox_enabled
+            session, keyring, fiscal_code, service_id=service_id, subscribed=after.is_inbox_enabled
         )
     return after

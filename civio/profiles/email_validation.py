@@ -40,7 +40,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from civio.core.config import Settings
-from civio.core.crypto import CryptoError, KeyRing, log_ref
+from civio.core.crypto import CryptoError, KeyRing
 from civio.core.db import transaction
 from civio.core.ids import new_ulid
 from civio.core.keys import decrypt_for, encrypt_for
@@ -154,7 +154,11 @@ async def start_email_validation(
             "attempt": 1,
         },
     )
-    log.info("profiles.email_validation.started", token_id=token_id, citizen=log_ref(fiscal_code))
+    log.info(
+        "profiles.email_validation.started",
+        token_id=token_id,
+        citizen=runtime.keyring.log_ref(fiscal_code),
+    )
 
 
 # --- the mail ------------------------------------------------------------------------------
@@ -202,7 +206,7 @@ async def send_validation_email_job(runtime: Runtime, payload: dict[str, Any]) -
         log.error(
             "profiles.email_validation.undeliverable",
             token_id=token_id,
-            citizen=log_ref(fiscal_code),
+            citizen=runtime.keyring.log_ref(fiscal_code),
             error=str(exc),
         )
         return
@@ -212,7 +216,7 @@ async def send_validation_email_job(runtime: Runtime, payload: dict[str, Any]) -
     log.info(
         "profiles.email_validation.mail",
         token_id=token_id,
-        citizen=log_ref(fiscal_code),
+        citizen=runtime.keyring.log_ref(fiscal_code),
         outcome=outcome,
     )
 
@@ -373,6 +377,6 @@ async def validate_email(session: AsyncSession, keyring: KeyRing, token: str) ->
     log.info(
         "profiles.email_validation.validated",
         token_id=checked.token_id,
-        citizen=log_ref(checked.fiscal_code),
+        citizen=keyring.log_ref(checked.fiscal_code),
     )
     return checked

@@ -102,7 +102,17 @@ class Activation(Base):
 class SubscriptionEvent(Base):
     """Feed source: profile creations/deletions and per-service (un)subscriptions per day.
 
-    Only the sha256 of the fiscal code is kept: the feed publishes nothing else.
+    IO's feed publishes ``sha256(uppercase(fiscal code))`` so that each body can match the
+    hashes against its own list of citizens (io-pa-api.md §1.4); that wire value is
+    binding, and any complete past day can be asked for, so every event must be able to
+    give it back. A keyed hash (HMAC) cannot be turned back into it, so the event keeps
+    the published hash itself, sealed (AES-256-GCM under a key derived from the master
+    key, bound to the event's day and service). A plain sha256 in the table would name
+    its citizen to anyone holding a copy of the database and a guess (fiscal codes are
+    few and structured), and it outlives the citizen's profile and data key. Nothing
+    looks events up by citizen, so no blind index is kept.
+
+    Rows written before migration 0007 hold the bare 32-byte digest (read as it is).
     """
 
     __tablename__ = "subscription_events"
@@ -110,7 +120,7 @@ class SubscriptionEvent(Base):
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
     day: Mapped[date] = mapped_column(Date)
-    fiscal_code_hash: Mapped[str] = mapped_column(Text)
+    published_hash_sealed: Mapped[bytes] = mapped_column(LargeBinary)
     # NULL for profile-level events (creation/deletion).
     service_id: Mapped[str | None] = mapped_column(Text, nullable=True)
     subscribed: Mapped[bool] = mapped_column(Boolean)

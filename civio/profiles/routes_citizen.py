@@ -88,7 +88,8 @@ async def upsert_service_preferences(
     request: Request, citizen: Citizen, service_id: ServiceId, body: UpsertServicePreference
 ) -> ServicePreferenceOut:
     """Set this service's switches for the citizen's current preferences version."""
-    async with get_runtime(request).sessions() as session, session.begin():
+    runtime = get_runtime(request)
+    async with runtime.sessions() as session, session.begin():
         return await citizen_profile.upsert_preference(
-            session, citizen.fiscal_code, service_id, body
+            session, runtime.keyring, citizen.fiscal_code, service_id, body
         )

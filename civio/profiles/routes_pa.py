@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Request
-from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 
 from civio.core.problems import Problem, forbidden, problem_responses
 from civio.core.runtime import get_runtime
 from civio.core.types import FISCAL_CODE_PATTERN
 from civio.profiles.models import Activation as ActivationRow
-from civio.profiles.models import SubscriptionEvent
 from civio.profiles.schemas import (
     Activation,
     ActivationPayload,
@@ -21,7 +19,7 @@ from civio.profiles.schemas import (
     LimitedProfile,
     SubscriptionsFeed,
 )
-from civio.profiles.service import reachability
+from civio.profiles.service import reachability, subscriptions_feed
 from civio.services.gateway import Caller, can_write_to, check_cidr, require_groups
 
 router = APIRouter(tags=["profiles"])
@@ -189,39 +187,12 @@ async def get_subscriptions_feed(
     """Who subscribed to or left this service on a UTC day (sha256 of fiscal codes)."""
     day = _parse_day(date)
     check_cidr(caller)
-    day_start = datetime(day.year, day.month, day.day, tzinfo=UTC)
-    if datetime.now(UTC) < day_start + timedelta(days=1):
+    # Compared as dates: the day after 9999-12-31 does not exist.
+    if datetime.now(UTC).date() <= day:
         raise Problem(404, "Data not available yet", f"The feed for {date} is not complete yet.")
-    async with get_runtime(request).sessions() as session:
-        rows = (
-            await session.execute(
-                select(
-                    SubscriptionEvent.fiscal_code_hash,
-                    SubscriptionEvent.service_id,
-                    SubscriptionEvent.subscribed,
-                )
-                .where(SubscriptionEvent.day == day)
-                .where(
-                    (SubscriptionEvent.service_id.is_(None))
-                    | (SubscriptionEvent.service_id == caller.service.service_id)
-                )
-                .order_by(SubscriptionEvent.id)
-            )
-        ).all()
-    profile_in = {h for h, sid, sub in rows if sid is None and sub}
-    profile_out = {h for h, sid, sub in rows if sid is None and not sub}
-    # The last service-level event of the day wins for each citizen.
-    service_state: dict[str, bool] = {}
-    for h, sid, sub in rows:
-        if sid is not None:
-            service_state[h] = sub
-    service_in = {h for h, sub in service_state.items() if sub}
-    service_out = {h for h, sub in service_state.items() if not sub}
-    profile_touched = profile_in | profile_out
-    subscriptions = (profile_in - service_out) | (service_in - profile_touched)
-    unsubscriptions = (profile_out - service_in) | (service_out - profile_touched)
+    runtime = get_runtime(request)
+    async with runtime.sessions() as session:
+        feed = await subscriptions_feed(session, runtime.keyring, caller.service.service_id, day)
     return SubscriptionsFeed(
-        dateUTC=date,
-        subscriptions=sorted(subscriptions),
-        unsubscriptions=sorted(unsubscriptions),
+        dateUTC=date, subscriptions=feed.subscriptions, unsubscriptions=feed.unsubscriptions
     )

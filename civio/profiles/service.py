@@ -6,15 +6,17 @@ pipeline's blocking decision, so the two can never disagree.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import select, tuple_
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from civio.core.crypto import KeyRing, sha256_hex
+from civio.core.crypto import KeyRing
 from civio.core.keys import decrypt_for, encrypt_for
 from civio.profiles.models import Activation, Profile, ServicePreference, SubscriptionEvent
 from civio.profiles.schemas import CitizenOut, ProfileMode
@@ -282,27 +284,99 @@ async def create_citizen(
                 )
             )
     if created:
-        await record_subscription_event(session, fiscal_code, service_id=None, subscribed=True)
+        await record_subscription_event(
+            session, keyring, fiscal_code, service_id=None, subscribed=True
+        )
     return profile
+
+
+def _feed_context(day: date, service_id: str | None) -> str:
+    """What a sealed feed hash is bound to: a copy moved to another day or service does
+    not open."""
+    return f"{day.isoformat()}:{service_id or ''}"
 
 
 async def record_subscription_event(
     session: AsyncSession,
+    keyring: KeyRing,
     fiscal_code: str,
     *,
     service_id: str | None,
     subscribed: bool,
     day: date | None = None,
 ) -> None:
+    """Record a change the subscriptions feed will publish: the hash IO's wire format
+    requires, sealed (``SubscriptionEvent`` says why)."""
+    day = day or datetime.now(UTC).date()
+    published = hashlib.sha256(fiscal_code.upper().encode()).digest()
     session.add(
         SubscriptionEvent(
-            day=day or datetime.now(UTC).date(),
-            fiscal_code_hash=sha256_hex(fiscal_code.upper()),
+            day=day,
+            published_hash_sealed=keyring.seal_feed_hash(_feed_context(day, service_id), published),
             service_id=service_id,
             subscribed=subscribed,
         )
     )
     await session.flush()
+
+
+LEGACY_DIGEST_BYTES = 32  # rows written before migration 0007: the digest, not sealed
+
+
+def published_hash(keyring: KeyRing, event: Any) -> str:
+    """The lowercase hex sha256 an event publishes (``event`` has its row's columns)."""
+    stored = bytes(event.published_hash_sealed)
+    if len(stored) != LEGACY_DIGEST_BYTES:
+        stored = keyring.open_feed_hash(_feed_context(event.day, event.service_id), stored)
+    return stored.hex()
+
+
+@dataclass(frozen=True)
+class Feed:
+    subscriptions: list[str]
+    unsubscriptions: list[str]
+
+
+async def subscriptions_feed(
+    session: AsyncSession, keyring: KeyRing, service_id: str, day: date
+) -> Feed:
+    """IO's feed for one service and one UTC day, as lowercase hex sha256 of fiscal codes.
+
+    Subscriptions: profiles created that day that did not leave this service, plus this
+    service's subscriptions from citizens whose profile was neither created nor deleted
+    that day; unsubscriptions the other way round (io-pa-api.md §1.4).
+    """
+    events = (
+        await session.execute(
+            select(
+                SubscriptionEvent.day,
+                SubscriptionEvent.published_hash_sealed,
+                SubscriptionEvent.service_id,
+                SubscriptionEvent.subscribed,
+            )
+            .where(SubscriptionEvent.day == day)
+            .where(
+                (SubscriptionEvent.service_id.is_(None))
+                | (SubscriptionEvent.service_id == service_id)
+            )
+            .order_by(SubscriptionEvent.id)
+        )
+    ).all()
+    rows = [(published_hash(keyring, e), e.service_id, e.subscribed) for e in events]
+    profile_in = {h for h, sid, sub in rows if sid is None and sub}
+    profile_out = {h for h, sid, sub in rows if sid is None and not sub}
+    # The last service-level event of the day wins for each citizen.
+    service_state: dict[str, bool] = {}
+    for h, sid, sub in rows:
+        if sid is not None:
+            service_state[h] = sub
+    service_in = {h for h, sub in service_state.items() if sub}
+    service_out = {h for h, sub in service_state.items() if not sub}
+    profile_touched = profile_in | profile_out
+    return Feed(
+        subscriptions=sorted((profile_in - service_out) | (service_in - profile_touched)),
+        unsubscriptions=sorted((profile_out - service_in) | (service_out - profile_touched)),
+    )
 
 
 async def citizen_view(session: AsyncSession, keyring: KeyRing, profile: Profile) -> CitizenOut:

@@ -2,8 +2,9 @@
 
 Order of checks, as IO: subscription key (401) → rate limit (429) → groups (403) →
 service → body decoding (400) → body permission gates (403) → CIDR (403) → handler.
-Service lookups are cached for ``service_cache_seconds`` so provisioning changes reach a
-running server within a second without a query per request.
+The rate limit is one per owner for the whole deployment, leased from a shared counter
+(``ratelimit``). Service lookups are cached for ``service_cache_seconds`` so provisioning
+changes reach a running server within a second without a query per request.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
+import structlog
 from fastapi import Request, Response
 from sqlalchemy import or_, select
 
@@ -23,7 +25,16 @@ from civio.core.problems import Problem, forbidden
 from civio.core.runtime import Runtime
 from civio.services.groups import KNOWN_GROUPS
 from civio.services.models import Owner, Service
+from civio.services.ratelimit import (
+    PostgresWindows,
+    RateLimiter,
+    RedisWindows,
+    StoreUnavailable,
+    WindowStore,
+)
 from civio.services.service import hash_key
+
+log = structlog.get_logger(__name__)
 
 KEY_HEADER = "Ocp-Apim-Subscription-Key"
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -76,40 +87,6 @@ class Caller:
 
 
 @dataclass
-class _Window:
-    start: float
-    count: int
-
-
-@dataclass
-class RateLimiter:
-    """Fixed window per owner, IO's ``rate-limit-by-key`` (150 calls / 5 s by default)."""
-
-    window_seconds: float
-    windows: dict[str, _Window] = field(default_factory=dict)
-
-    def hit(self, owner_id: str, limit: int, now: float | None = None) -> tuple[bool, int, float]:
-        """Count one call: (allowed, remaining, seconds until the window resets)."""
-        now = time.monotonic() if now is None else now
-        window = self.windows.get(owner_id)
-        if window is None or now - window.start >= self.window_seconds:
-            window = _Window(start=now, count=0)
-            self.windows[owner_id] = window
-            if len(self.windows) > 100_000:
-                self._evict(now)
-        retry_after = window.start + self.window_seconds - now
-        if window.count >= limit:
-            return False, 0, retry_after
-        window.count += 1
-        return True, limit - window.count, retry_after
-
-    def _evict(self, now: float) -> None:
-        stale = [k for k, w in self.windows.items() if now - w.start >= self.window_seconds]
-        for key in stale:
-            del self.windows[key]
-
-
-@dataclass
 class Gateway:
     runtime: Runtime
     limiter: RateLimiter
@@ -120,7 +97,14 @@ class Gateway:
 
     @classmethod
     def build(cls, runtime: Runtime) -> Gateway:
-        return cls(runtime, RateLimiter(runtime.settings.rate_limit_window_seconds))
+        store: WindowStore
+        if runtime.settings.redis_url:
+            if runtime.redis is None:
+                raise RuntimeError("CIVIO_REDIS_URL is set but the runtime has no Redis client")
+            store = RedisWindows(runtime.redis)
+        else:
+            store = PostgresWindows(runtime.engine)
+        return cls(runtime, RateLimiter(store, runtime.settings.rate_limit_window_seconds))
 
     async def service_for_key(self, key: str) -> CallerService | None:
         digest = hash_key(key)
@@ -174,25 +158,9 @@ class Gateway:
         return self.runtime.settings.rate_limit_calls
 
     def client_ip(self, request: Request) -> str | None:
-        peer = request.client.host if request.client else None
-        trusted = self.runtime.settings.trusted_proxies
-        forwarded = request.headers.get("x-forwarded-for")
-        if not (peer and trusted and forwarded and _in_any(peer, trusted)):
-            return peer
-        # Walk X-Forwarded-For from the right, skipping our own trusted proxies.
-        hops = [h.strip() for h in forwarded.split(",") if h.strip()]
-        for hop in reversed(hops):
-            if not _in_any(hop, trusted):
-                return hop
-        return hops[0] if hops else peer
-
-
-def _in_any(address: str, networks: list[str]) -> bool:
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return False
-    return any(ip in ipaddress.ip_network(n, strict=False) for n in networks)
+        """The caller's address. Behind ``CIVIO_TRUSTED_PROXIES`` it is already the one the
+        proxies forwarded: the app's ProxyHeadersMiddleware rewrote the peer (civio.app)."""
+        return request.client.host if request.client else None
 
 
 def get_gateway(request: Request) -> Gateway:
@@ -221,9 +189,18 @@ def require_groups(*allowed: str) -> Callable[[Request, Response], Coroutine[Any
             raise unauthorized("Access denied due to invalid subscription key.")
         limit = gateway.rate_limit_for(service)
         if limit is not None:
-            allowed_now, remaining, reset = gateway.limiter.hit(service.owner_id, limit)
-            retry = str(max(1, math.ceil(reset)))
-            if not allowed_now:
+            try:
+                verdict = await gateway.limiter.hit(service.owner_id, limit)
+            except StoreUnavailable:
+                log.warning("gateway.rate_limit.store_unavailable", owner_id=service.owner_id)
+                raise Problem(
+                    503,
+                    "Service unavailable",
+                    "The rate limit cannot be checked at the moment. Try again shortly.",
+                    headers={"Retry-After": "1"},
+                ) from None
+            retry = str(max(1, math.ceil(verdict.reset_seconds)))
+            if not verdict.allowed:
                 raise Problem(
                     429,
                     "Too many requests",
@@ -234,7 +211,7 @@ def require_groups(*allowed: str) -> Callable[[Request, Response], Coroutine[Any
                         "x-rate-limit-retry-after": retry,
                     },
                 )
-            response.headers["x-rate-limit-remaining"] = str(remaining)
+            response.headers["x-rate-limit-remaining"] = str(verdict.remaining)
         if not service.groups & frozenset(KNOWN_GROUPS) - {"ApiNoRateLimit", "ApiRateLimit250"}:
             raise forbidden(
                 "You are not part of any valid scope, you should ask the administrator to "

@@ -29,6 +29,20 @@ class Owner(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
+class RateLimitWindow(Base):
+    """An owner's current rate-limit window, shared by every process (services/ratelimit.py).
+
+    ``requested`` sums the calls every process asked to lease in the window, granted or not;
+    no foreign key, so the gateway's one statement touches this row alone.
+    """
+
+    __tablename__ = "rate_limit_windows"
+
+    owner_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    window_end: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    requested: Mapped[int] = mapped_column(BigInteger)
+
+
 class Service(Base):
     __tablename__ = "services"
 

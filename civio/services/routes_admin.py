@@ -13,8 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from civio.callbacks.schemas import CallbackEventList, CallbackStatus
 from civio.callbacks.service import CallbackPolicy, recent_events
 from civio.core.problems import Problem, problem_responses
-from civio.core.runtime import get_runtime, session_dependency
+from civio.core.runtime import failure_throttle, get_runtime, session_dependency
 from civio.services import service
+from civio.services.gateway import get_gateway
 from civio.services.schemas import (
     GroupsPayload,
     ServiceCreate,
@@ -29,13 +30,19 @@ def require_admin(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> None:
-    configured = get_runtime(request).settings.admin_token
+    runtime = get_runtime(request)
+    configured = runtime.settings.admin_token
     if not configured:
         raise Problem(401, "Unauthorized", "The admin API is disabled: set CIVIO_ADMIN_TOKEN.")
+    throttle = failure_throttle(runtime, __name__)
+    client = f"client:{get_gateway(request).client_ip(request)}"
+    throttle.check(client)
     given = credentials.credentials if credentials else ""
     if not hmac.compare_digest(
         hashlib.sha256(given.encode()).digest(), hashlib.sha256(configured.encode()).digest()
     ):
+        if given:
+            throttle.failed(client)
         raise Problem(401, "Unauthorized", "Missing or wrong admin token.")
 
 
@@ -43,7 +50,7 @@ router = APIRouter(
     prefix="/services",
     tags=["admin"],
     dependencies=[Depends(require_admin)],
-    responses=problem_responses(400, 401, 404),
+    responses=problem_responses(400, 401, 404, 429),
 )
 Session = Annotated[AsyncSession, Depends(session_dependency)]
 

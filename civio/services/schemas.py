@@ -11,6 +11,8 @@ from civio.core.types import (
     CIDR,
     FiscalCode,
     IOModel,
+    Name,
+    NoControlOrBidi,
     NonEmptyString,
     OrganizationFiscalCode,
 )
@@ -18,7 +20,12 @@ from civio.core.types import (
 MAX_PAYMENT_AMOUNT = 9_999_999_999
 
 
-class ServiceMetadata(BaseModel):
+MetadataEmail = Annotated[str, StringConstraints(strict=True, min_length=1), NoControlOrBidi]
+
+
+class ServiceMetadata(IOModel):
+    """IO's metadata; further properties are kept as given (checked as storable)."""
+
     model_config = ConfigDict(extra="allow")
 
     scope: Literal["NATIONAL", "LOCAL"] = "NATIONAL"
@@ -27,8 +34,8 @@ class ServiceMetadata(BaseModel):
     web_url: NonEmptyString | None = None
     privacy_url: NonEmptyString | None = None
     tos_url: NonEmptyString | None = None
-    email: NonEmptyString | None = None
-    pec: NonEmptyString | None = None
+    email: MetadataEmail | None = None
+    pec: MetadataEmail | None = None
     phone: NonEmptyString | None = None
     support_url: NonEmptyString | None = None
     address: NonEmptyString | None = None
@@ -65,16 +72,17 @@ class ServiceWithSubscriptionKeys(ServiceOut):
 
 
 Amount = Annotated[int, Field(ge=0, le=MAX_PAYMENT_AMOUNT)]
-Email = Annotated[str, StringConstraints(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
-# Checked in full (scheme, host, https in production) by civio.callbacks.service.
+Email = Annotated[str, StringConstraints(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$"), NoControlOrBidi]
+# Checked in full (scheme, host, https and public addresses in production) by
+# civio.callbacks.service.
 CallbackUrl = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=2048)]
 
 
 class ServiceCreate(IOModel):
-    name: NonEmptyString
-    organization_name: NonEmptyString
+    name: Name
+    organization_name: Name
     organization_fiscal_code: OrganizationFiscalCode
-    department_name: NonEmptyString = "-"
+    department_name: Name = "-"
     groups: list[str] | None = None
     authorized_recipients: list[FiscalCode] = Field(default_factory=list)
     authorized_cidrs: list[CIDR] = Field(default_factory=list)
@@ -88,10 +96,10 @@ class ServiceCreate(IOModel):
 
 
 class ServiceUpdate(IOModel):
-    name: NonEmptyString | None = None
-    organization_name: NonEmptyString | None = None
+    name: Name | None = None
+    organization_name: Name | None = None
     organization_fiscal_code: OrganizationFiscalCode | None = None
-    department_name: NonEmptyString | None = None
+    department_name: Name | None = None
     groups: list[str] | None = None
     authorized_recipients: list[FiscalCode] | None = None
     authorized_cidrs: list[CIDR] | None = None

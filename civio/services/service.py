@@ -74,7 +74,7 @@ async def _owner(session: AsyncSession, email: str | None) -> Owner:
 def _policy(policy: CallbackPolicy | None) -> CallbackPolicy:
     if policy is None:
         # A programming error, not a client one: every caller that accepts a callback URL
-        # must say how to seal its secret and whether http is allowed.
+        # must say how to seal its secret and which URLs are allowed.
         raise RuntimeError("configuring a callback URL needs a CallbackPolicy")
     return policy
 
@@ -87,7 +87,7 @@ async def create_service(
     callback_policy: CallbackPolicy | None = None,
 ) -> ServiceWithSubscriptionKeys:
     if data.callback_url is not None:
-        _policy(callback_policy).check_url(data.callback_url)
+        await _policy(callback_policy).check(data.callback_url)
     owner = await _owner(session, data.owner_email)
     primary, secondary = new_subscription_key(), new_subscription_key()
     metadata = _metadata(data.service_metadata, data.special, None)
@@ -160,6 +160,10 @@ async def update_service(
 ) -> ServiceWithSubscriptionKeys:
     """Apply the given fields. ``callback_url`` set explicitly to None removes the callback
     (its undelivered events become FAILED); a different URL gets a new secret."""
+    changes_callback = "callback_url" in data.model_fields_set
+    if changes_callback and data.callback_url is not None:
+        # Checked (its host resolved) before the row is locked.
+        await _policy(callback_policy).check(data.callback_url)
     service, owner = await locked_service(session, service_id)
     if data.owner_email is not None and data.owner_email != owner.email:
         owner = await _owner(session, data.owner_email)
@@ -189,7 +193,7 @@ async def update_service(
         )
         service.category = service.service_metadata["category"]
     callback_secret = None
-    if "callback_url" in data.model_fields_set:
+    if changes_callback:
         callback_secret = await _change_callback(
             session, service, data.callback_url, _policy(callback_policy)
         )
@@ -201,7 +205,7 @@ async def update_service(
 async def _change_callback(
     session: AsyncSession, service: Service, url: str | None, policy: CallbackPolicy
 ) -> str | None:
-    """Returns the new secret when one was generated."""
+    """Returns the new secret when one was generated (the URL is checked already)."""
     callbacks.forget(service.service_id)
     if url is None:
         if service.callback_url is not None:
@@ -211,7 +215,6 @@ async def _change_callback(
         service.callback_url = None
         service.callback_secret_ciphertext = None
         return None
-    policy.check_url(url)
     if url == service.callback_url and service.callback_secret_ciphertext is not None:
         return None
     secret, sealed = policy.new_secret(service.service_id)

@@ -8,6 +8,7 @@ settings on a runtime of their own, through the real worker (``Worker.run(drain=
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import re
 import socket
@@ -22,6 +23,7 @@ import structlog
 from pgqueuer.errors import RetryRequested
 from prometheus_client import REGISTRY
 from sqlalchemy import select, text
+from structlog.testing import capture_logs
 from typer.testing import CliRunner
 
 from civio.callbacks.delivery import (
@@ -40,19 +42,20 @@ from civio.callbacks.service import (
 )
 from civio.callbacks.signing import signature
 from civio.cli import app as cli_app
-from civio.core.config import Settings
+from civio.core.config import Environment, Settings
 from civio.core.crypto import CryptoError
 from civio.core.db import transaction
 from civio.core.problems import Problem
 from civio.core.queue import Worker
 from civio.core.runtime import Runtime
+from civio.core.ssrf import OutboundGuard, use_resolver
 from civio.services import service as services
 from civio.services.schemas import ServiceCreate, ServiceMetadata, ServiceUpdate
 from tests.callbacks.receiver import Receiver
-from tests.factories import Factory, Sender, random_fiscal_code, valid_message
+from tests.core.fake_dns import FakeDNS
+from tests.factories import ADMIN, Factory, Sender, client_with, random_fiscal_code, valid_message
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "callbacks.md"
-ADMIN = {"Authorization": "Bearer test-admin-token"}
 HEX64 = re.compile(r"^[0-9a-f]{64}$")
 FAST = {
     "callback_retry_base_seconds": 0.01,
@@ -100,7 +103,7 @@ class Callbacks:
 
     @property
     def policy(self) -> CallbackPolicy:
-        return CallbackPolicy(self.runtime.keyring, require_https=False)
+        return CallbackPolicy(self.runtime.keyring, False, OutboundGuard(enforce=False))
 
     async def sender(self, url: str) -> tuple[Sender, str]:
         async with transaction(self.runtime.sessions) as session:
@@ -650,14 +653,111 @@ async def test_invalid_callback_urls_are_refused(client: httpx.AsyncClient, url:
 
 
 def test_https_is_required_in_production(runtime: Runtime) -> None:
-    production = CallbackPolicy(runtime.keyring, require_https=True)
+    production = CallbackPolicy(runtime.keyring, True, OutboundGuard(enforce=True))
     with pytest.raises(Problem) as refused:
         production.check_url("http://sender.example/hook")
     assert refused.value.status == 400
     assert "https" in refused.value.detail
     assert production.check_url("https://sender.example/hook") == "https://sender.example/hook"
-    dev = CallbackPolicy(runtime.keyring, require_https=False)
+    dev = CallbackPolicy(runtime.keyring, False, OutboundGuard(enforce=False))
     assert dev.check_url("http://127.0.0.1:8080/hook") == "http://127.0.0.1:8080/hook"
+
+
+INTERNAL_HOSTS = {
+    "127.0.0.1": "loopback",
+    "10.0.0.1": "private",
+    "169.254.169.254": "cloud metadata",
+    "[::1]": "loopback",
+    "localhost": "loopback",  # a name, resolved at registration
+}
+
+
+async def test_production_refuses_callback_urls_at_internal_addresses(
+    settings: Settings, runtime: Runtime
+) -> None:
+    production = settings.model_copy(update={"env": Environment.production})
+    service = {
+        "name": "Callback service",
+        "organization_name": "Comune di Prova",
+        "organization_fiscal_code": "12345678901",
+    }
+
+    def assert_refused(response: httpx.Response, category: str) -> None:
+        assert response.status_code == 400, response.text
+        assert response.headers["content-type"] == "application/problem+json"
+        problem = response.json()
+        assert problem["title"] == "Invalid callback URL"
+        assert category in problem["detail"], problem
+        assert "CIVIO_OUTBOUND_ALLOWED_NETWORKS" in problem["detail"]
+
+    async with client_with(production, runtime) as prod:
+        for host, category in INTERNAL_HOSTS.items():
+            url = f"https://{host}/civio/events"
+            created = await prod.post(
+                "/admin/v1/services", json={**service, "callback_url": url}, headers=ADMIN
+            )
+            assert_refused(created, category)
+        plain = await prod.post("/admin/v1/services", json=service, headers=ADMIN)
+        assert plain.status_code == 201, plain.text
+        patched = await prod.patch(
+            f"/admin/v1/services/{plain.json()['id']}",
+            json={"callback_url": "https://169.254.169.254/latest/meta-data/"},
+            headers=ADMIN,
+        )
+        assert_refused(patched, "cloud metadata")
+        too_long = f"https://{'a' * 64}.example.org/hook"  # no query: it cannot be encoded
+        invalid = await prod.post(
+            "/admin/v1/services", json={**service, "callback_url": too_long}, headers=ADMIN
+        )
+        assert invalid.status_code == 400, invalid.text
+        assert invalid.json()["detail"] == "The callback URL's host is not a valid host name."
+
+
+async def test_a_callback_url_rebound_to_loopback_fails_at_once(
+    callbacks: Callbacks, fast_runtime: Runtime, receiver: Receiver
+) -> None:
+    """Registered while its name resolved to a public address; by delivery the name
+    resolves to loopback (DNS rebinding). The POST is refused at connection time and the
+    event is FAILED after that one attempt, not retried."""
+    name = "hooks.rebind.test"
+    production = dataclasses.replace(
+        fast_runtime,
+        settings=fast_runtime.settings.model_copy(update={"env": Environment.production}),
+    )
+    port = receiver.url.split(":")[2].split("/")[0]
+    dns = FakeDNS()
+    dns.point(name, "142.250.180.10")
+    with use_resolver(dns), capture_logs() as logs:
+        async with transaction(production.sessions) as session:
+            created = await services.create_service(
+                session,
+                ServiceCreate(
+                    name="Callback service",
+                    organization_name="Comune di Prova",
+                    organization_fiscal_code="12345678901",
+                    callback_url=f"https://{name}:{port}/civio/events",
+                ),
+                sandbox_fiscal_code=production.settings.sandbox_fiscal_code,
+                callback_policy=CallbackPolicy.of(production),
+            )
+        callbacks.track(created.service_id)
+        dns.point(name, "127.0.0.1")
+        async with transaction(production.sessions) as session:
+            await emit(
+                session,
+                service_id=created.service_id,
+                message_id="01JDX3Y8Q6M5V9T2C0R7K4N1PA",
+                event="message.status",
+                data={"status": "ACCEPTED"},
+            )
+        assert await deliver_pending(production, created.service_id) is None
+    [event] = await callbacks.events(created.service_id)
+    assert (event.status, event.attempts, event.last_response_status) == ("FAILED", 1, None)
+    assert event.last_error == (
+        "DestinationRefused: refused: the host resolves to 127.0.0.1, a loopback address"
+    )
+    assert receiver.requests == []
+    assert [e["category"] for e in logs if e["event"] == "outbound.refused"] == ["loopback"]
 
 
 async def test_removing_the_url_fails_pending_events(
@@ -722,6 +822,8 @@ async def test_admin_lists_outcomes(
 @pytest.fixture
 def civio(settings: Settings) -> Callable[..., Any]:
     env = {
+        # Explicitly dev: with an external database URL alone the CLI would be production.
+        "CIVIO_ENV": "dev",
         "CIVIO_DATABASE_URL": settings.database_url,
         "CIVIO_MASTER_KEY": settings.master_key,
         "CIVIO_DATA_DIR": str(settings.data_dir),
@@ -763,6 +865,10 @@ async def test_cli_configures_callbacks_and_shows_outcomes(
         *create, "--callback-url", "http://sender.example/hook", code=1, CIVIO_ENV="production"
     )
     assert "https" in refused
+    internal = await civio(
+        *create, "--callback-url", "https://127.0.0.1/hook", code=1, CIVIO_ENV="production"
+    )
+    assert "loopback" in internal
 
     created = await civio(*create, "--callback-url", receiver.url, "--json")
     service_id, secret = created["service_id"], created["callback_secret"]

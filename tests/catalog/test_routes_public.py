@@ -198,7 +198,8 @@ async def test_hidden_or_unknown_service_is_not_found(
     assert_problem(
         await client.get(f"{BASE}/services/01ARZ3NDEKTSV4RRFFQ69G5FAV"), 404, "Service not found"
     )
-    assert_problem(await client.get(f"{BASE}/services/%00"), 404)
+    # A NUL cannot be an id (nor anything PostgreSQL stores): refused before any lookup.
+    assert_problem(await client.get(f"{BASE}/services/%00"), 400)
 
 
 async def test_a_service_hidden_again_leaves_the_catalogue(
@@ -293,9 +294,7 @@ async def test_search_wildcards_are_plain_characters(
     assert await ids(client, url, search=f"% {tag}") == [percent.service_id]
 
 
-@pytest.mark.parametrize(
-    "search", ["\x00", "%", "_", "\\", "'", "🙂", "\u202e", "a" * 100, "ß", "İ", " "]
-)
+@pytest.mark.parametrize("search", ["%", "_", "\\", "'", "🙂", "\u202e", "a" * 100, "ß", "İ", " "])
 async def test_any_search_text_is_answered(client: httpx.AsyncClient, search: str) -> None:
     for path in ("/services", "/institutions"):
         response = await client.get(f"{BASE}{path}", params={"search": search, "limit": 1})

@@ -30,6 +30,9 @@ def civio_env(settings: Settings, **extra: str) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
         {
+            # Explicitly dev: an external database URL alone would mean production.
+            "CIVIO_ENV": "dev",
+            "CIVIO_TEST_LOGIN_PASSWORD": settings.test_login_password,
             "CIVIO_DATABASE_URL": settings.database_url,
             "CIVIO_MASTER_KEY": settings.master_key,
             "CIVIO_ADMIN_TOKEN": settings.admin_token,

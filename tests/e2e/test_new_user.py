@@ -131,3 +131,91 @@ def test_printed_sandbox_key_is_limited_to_authorized_recipients(
         f"{url}/api/v1/messages/AAAAAA00A00A000A", json=valid_message(), headers=headers
     )
     assert sandbox.status_code == 201
+
+
+def _banner_secret(output: str, pattern: str) -> str:
+    match = re.search(pattern, output)
+    assert match, output
+    return match.group(1)
+
+
+def _test_login(url: str, password: str) -> httpx.Response:
+    return httpx.post(
+        f"{url}/api/auth/v1/test-login",
+        json={"username": random_fiscal_code(), "password": password},
+    )
+
+
+PASSWORD_LINE = r"test-login password \(shown once, kept in (?:\S+)\): (\S+)"
+KEY_LINE = r"Ocp-Apim-Subscription-Key: ([0-9a-f]{64})"
+
+
+@pytest.mark.e2e
+def test_make_run_is_dev_with_a_password_of_its_own(
+    make_run: tuple[str, dict[str, str], Path],
+) -> None:
+    url, env, log = make_run
+    output = log.read_text()
+    assert "(dev: embedded database, on 127.0.0.1 only)" in output
+    password = _banner_secret(output, PASSWORD_LINE)
+    stored = Path(env["CIVIO_DATA_DIR"]) / "test-login.password"
+    assert stored.read_text().strip() == password
+    assert stored.stat().st_mode & 0o777 == 0o600
+    published = _test_login(url, "civio-dev-password")
+    assert published.status_code == 401, "the old published constant opens nothing"
+    assert _test_login(url, password).status_code == 200
+
+
+@pytest.mark.e2e
+def test_a_second_instance_renews_nothing_and_prints_no_secret(
+    make_run: tuple[str, dict[str, str], Path],
+) -> None:
+    url, env, log = make_run
+    first = log.read_text()
+    key = _banner_secret(first, KEY_LINE)
+    password = _banner_secret(first, PASSWORD_LINE)
+    port = free_port()
+    second_log = Path(env["CIVIO_DATA_DIR"]) / "second.log"
+    with second_log.open("wb") as out:
+        second = subprocess.Popen(
+            [CIVIO, "serve", "--port", str(port), "--no-worker"],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 60
+        # The test-login line is the banner's last, whatever it says.
+        while "test-login password" not in second_log.read_text():
+            assert second.poll() is None, second_log.read_text()
+            assert time.monotonic() < deadline, second_log.read_text()
+            time.sleep(0.2)
+    finally:
+        second.send_signal(signal.SIGINT)
+        second.wait(timeout=20)
+    banner = second_log.read_text()
+    assert key not in banner
+    assert password not in banner
+    assert "its key was shown when it was created" in banner
+    assert "test-login password: in" in banner
+    still = httpx.post(
+        f"{url}/api/v1/messages/AAAAAA00A00A000A",
+        json=valid_message(),
+        headers={"Ocp-Apim-Subscription-Key": key},
+    )
+    assert still.status_code == 201, "the key the first instance printed still works"
+
+
+@pytest.mark.e2e
+def test_secrets_never_reach_the_structured_log(
+    make_run: tuple[str, dict[str, str], Path],
+) -> None:
+    _, _, log = make_run
+    output = log.read_text()
+    secrets_shown = [_banner_secret(output, KEY_LINE), _banner_secret(output, PASSWORD_LINE)]
+    log_lines = [line for line in output.splitlines() if line.startswith("{")]
+    assert log_lines, "the platform logs JSON lines"
+    for line in log_lines:
+        for secret in secrets_shown:
+            assert secret not in line

@@ -29,11 +29,13 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from py_vapid import Vapid  # type: ignore[import-untyped]
 from sqlalchemy import select, text, update
+from structlog.testing import capture_logs
 
 from civio.core.config import Environment, Settings
 from civio.core.db import transaction
 from civio.core.queue import Worker
 from civio.core.runtime import Runtime
+from civio.core.ssrf import use_resolver
 from civio.messages.models import Message
 from civio.messages.pipeline import process_message
 from civio.notifications.models import Installation, Notification, NotificationChannel
@@ -43,6 +45,7 @@ from civio.notifications.push.installations import parse_subscription
 from civio.notifications.push.providers import load_vapid, topic_for, vapid_public_key
 from civio.services import service as services
 from civio.services.schemas import ServiceUpdate
+from tests.core.fake_dns import FakeDNS
 from tests.factories import Factory, Sender, client_with, login, valid_message
 from tests.factories import open_citizen as open_citizen_with
 
@@ -369,6 +372,80 @@ async def test_production_refuses_a_plain_http_web_push_endpoint(
         assert "https" in response.json()["detail"]
         key = await prod.get("/api/communication/v1/installations-webpush-key", headers=headers)
         assert key.status_code == 404  # no VAPID key configured in production
+
+
+INTERNAL_HOSTS = {
+    "127.0.0.1": "loopback",
+    "10.0.0.1": "private",
+    "169.254.169.254": "cloud metadata",
+    "[::1]": "loopback",
+    "localhost": "loopback",  # a name, resolved at registration
+}
+
+
+async def test_production_refuses_web_push_endpoints_at_internal_addresses(
+    client: httpx.AsyncClient, settings: Settings, runtime: Runtime
+) -> None:
+    _, headers = await login(client, settings)  # test-login is dev only: log in there
+    production = settings.model_copy(update={"env": Environment.production})
+    async with client_with(production, runtime) as prod:
+        for host, category in INTERNAL_HOSTS.items():
+            browser = Browser(f"https://{host}/wpush/v2/{secrets.token_urlsafe(8)}")
+            response = await prod.put(
+                f"{INSTALLATIONS}/{secrets.token_hex(8)}",
+                json={"platform": "webpush", "pushChannel": browser.subscription},
+                headers=headers,
+            )
+            assert response.status_code == 400, (host, response.text)
+            assert response.headers["content-type"] == "application/problem+json"
+            problem = response.json()
+            assert problem["title"] == "Invalid Installation"
+            assert category in problem["detail"], problem
+            assert "public addresses" in problem["detail"]
+
+
+async def test_a_web_push_endpoint_rebound_to_loopback_fails_without_retry(
+    client: httpx.AsyncClient,
+    settings: Settings,
+    factory: Factory,
+    runtime: Runtime,
+    push_service: Receiver,
+) -> None:
+    """Registered while its name resolved to a public address; by delivery the name
+    resolves to loopback (DNS rebinding). The push is refused at connection time: FAILED
+    at once, never retried, and logged without the endpoint."""
+    name = "push.rebind.test"
+    vapid_key = providers._raw_private_key(ec.generate_private_key(ec.SECP256R1()))
+    production = settings.model_copy(
+        update={
+            "env": Environment.production,
+            "vapid_private_key": vapid_key,
+            "notification_retry_base_seconds": 60.0,
+        }
+    )
+    prod_runtime = dataclasses.replace(runtime, settings=production)
+    fc, headers = await open_citizen(client, settings)
+    port = push_service.base_url.rsplit(":", 1)[1]
+    browser = Browser(f"https://{name}:{port}/wpush/v2/{secrets.token_urlsafe(24)}")
+    dns = FakeDNS()
+    dns.point(name, "142.250.180.10")
+    with use_resolver(dns), capture_logs() as logs:
+        async with client_with(production, runtime) as prod:
+            await register(prod, headers, "webpush", browser.subscription)
+        dns.point(name, "127.0.0.1")
+        sender = await factory.sender()
+        message_id = await send_message(client, sender, fc)
+        assert await process_message(prod_runtime, message_id, fc) == "PROCESSED"
+        notification_id = (await channel_row(runtime, message_id)).notification_id
+        await send_push_job(prod_runtime, {"notification_id": notification_id})
+    row = await channel_row(runtime, message_id)
+    assert row.status == "FAILED"
+    assert row.last_error == "web push endpoint refused: loopback address"
+    assert push_service.received == []
+    assert await forget_push_jobs(runtime, notification_id) == 1  # the one run; no retry
+    assert [e["category"] for e in logs if e["event"] == "outbound.refused"] == ["loopback"]
+    assert name not in str(logs)
+    assert fc not in str(logs)
 
 
 async def test_a_second_citizen_takes_the_device_over(

@@ -23,7 +23,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from structlog.testing import capture_logs
 
 from civio.core.config import Settings
-from civio.core.crypto import log_ref
 from civio.core.db import transaction
 from civio.core.queue import Worker
 from civio.core.runtime import Runtime
@@ -824,4 +823,4 @@ async def test_no_address_name_or_token_in_clear_in_tables_or_logs(
     for secret in (email, validator, fc, name):
         assert secret not in logged
     started = [e for e in logs if e["event"] == "profiles.email_validation.started"]
-    assert [e["citizen"] for e in started] == [log_ref(fc)]
+    assert [e["citizen"] for e in started] == [mail_runtime.keyring.log_ref(fc)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import httpx
@@ -10,6 +11,7 @@ from sqlalchemy import text
 
 from civio.core.config import Settings
 from civio.core.db import transaction
+from civio.profiles.service import published_hash
 from tests.factories import Factory, login, valid_message
 
 PROFILE = "/api/identity/v1/profile"
@@ -253,7 +255,8 @@ async def test_preference_defaults(
         "is_email_enabled": default,
         "is_webhook_enabled": default,
         "settings_version": 0,
-        "can_access_message_read_status": True,
+        # IO's defaults are all-allow for AUTO and all-deny for MANUAL, read status included.
+        "can_access_message_read_status": default,
     }
 
 
@@ -348,17 +351,21 @@ async def test_preference_changes_feed_the_subscriptions_feed(
     }
     await client.post(prefs_url(sender.service_id), json=off, headers=headers)
     async with transaction(factory.runtime.sessions) as session:
-        events = (
+        rows = (
             await session.execute(
                 text(
-                    "SELECT service_id, subscribed FROM subscription_events "
-                    "WHERE fiscal_code_hash = encode(sha256(convert_to(:fc, 'UTF8')), 'hex') "
-                    "ORDER BY id"
-                ),
-                {"fc": fc},
+                    "SELECT day, published_hash_sealed, service_id, subscribed "
+                    "FROM subscription_events ORDER BY id"
+                )
             )
         ).all()
-    assert [tuple(e) for e in events] == [(None, True), (sender.service_id, False)]
+    wanted = hashlib.sha256(fc.encode()).hexdigest()
+    events = [
+        (row.service_id, row.subscribed)
+        for row in rows
+        if published_hash(factory.runtime.keyring, row) == wanted
+    ]
+    assert events == [(None, True), (sender.service_id, False)]
 
 
 async def test_changing_the_email_mails_a_validation_link(

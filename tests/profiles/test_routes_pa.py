@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 from datetime import UTC, date, datetime, timedelta
 
 import httpx
 import pytest
+from sqlalchemy import text
 
 from civio.core.db import transaction
 from civio.profiles.service import record_subscription_event
@@ -190,7 +192,12 @@ async def test_feed_lists_hashes_of_the_days_changes(
 
         async def event(fc: str, service_id: str | None, subscribed_: bool) -> None:
             await record_subscription_event(
-                session, fc, service_id=service_id, subscribed=subscribed_, day=day
+                session,
+                factory.runtime.keyring,
+                fc,
+                service_id=service_id,
+                subscribed=subscribed_,
+                day=day,
             )
 
         await event(new_profile, None, True)
@@ -215,3 +222,21 @@ async def test_feed_needs_its_group(client: httpx.AsyncClient, factory: Factory)
     sender = await factory.sender(groups=["ApiMessageWrite"])
     response = await client.get("/api/v1/subscriptions-feed/2020-01-01", headers=sender.headers)
     assert_problem(response, 403, "You are not allowed here")
+
+
+async def test_the_feed_table_keeps_no_hash_of_a_fiscal_code_in_clear(
+    factory: Factory,
+) -> None:
+    """The feed publishes sha256 of fiscal codes, which anyone can compute from a guess; the
+    table behind it keeps them sealed, so a copy of the database does not tell who joined
+    or left which service (a deleted citizen included)."""
+    fc = await factory.citizen()  # a new profile with its inbox on: a subscription
+    digest = hashlib.sha256(fc.encode()).digest()
+    async with transaction(factory.runtime.sessions) as session:
+        rows = (
+            await session.execute(text("SELECT row_to_json(e)::text FROM subscription_events e"))
+        ).scalars()
+        dumped = "\n".join(rows)
+    assert dumped
+    for form in (fc, digest.hex(), base64.b64encode(digest).decode(), "\\\\x" + digest.hex()):
+        assert form not in dumped

@@ -9,18 +9,8 @@ from civio.core.config import Settings
 from civio.core.db import transaction
 from civio.core.runtime import Runtime
 from civio.services import service as services
-from civio.services.gateway import RateLimiter
 from tests.factories import Factory, client_with, random_fiscal_code
 from tests.messages.test_submit import assert_problem
-
-
-def test_rate_limiter_counts_a_fixed_window_per_owner() -> None:
-    limiter = RateLimiter(window_seconds=5)
-    results = [limiter.hit("owner-a", 3, now=100.0) for _ in range(4)]
-    assert [r[0] for r in results] == [True, True, True, False]
-    assert [r[1] for r in results] == [2, 1, 0, 0]
-    assert limiter.hit("owner-b", 3, now=100.0)[0] is True  # another owner, another window
-    assert limiter.hit("owner-a", 3, now=105.0)[0] is True  # the window has passed
 
 
 async def test_over_the_limit_is_429_with_retry_headers(

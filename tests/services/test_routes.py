@@ -6,13 +6,12 @@ import base64
 
 import httpx
 
-from tests.factories import Factory
+from tests.factories import ADMIN, Factory
 from tests.messages.test_submit import assert_problem
 
 PNG = base64.b64encode(
     b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00"
 ).decode()
-ADMIN = {"Authorization": "Bearer test-admin-token"}
 
 
 async def test_logo_upload(client: httpx.AsyncClient, factory: Factory) -> None:

@@ -26,7 +26,7 @@ from sqlalchemy import exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from civio.auth.models import CitizenSession
-from civio.core.crypto import CryptoError, log_ref
+from civio.core.crypto import CryptoError
 from civio.core.db import transaction
 from civio.core.keys import decrypt_for
 from civio.core.queue import task
@@ -162,7 +162,7 @@ async def send_push(
     log.info(
         "notifications.push",
         notification_id=delivery.notification_id,
-        recipient=log_ref(delivery.fiscal_code),
+        recipient=runtime.keyring.log_ref(delivery.fiscal_code),
         attempt=delivery.attempt,
         **{f"{outcome}_count": n for outcome, n in sorted(counts.items())},
     )

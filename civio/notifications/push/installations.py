@@ -6,6 +6,10 @@ citizen stops receiving pushes there. Each installation remembers the session th
 registered it, and a logout deletes it, as IO's backend does. The push channel (device
 token or Web Push subscription) identifies the device, so it is stored sealed under the
 citizen's data key, bound to the installation id.
+
+A Web Push endpoint is a URL the citizen's browser chose, which the worker will POST to:
+outside dev it must be https and resolve to public addresses only (``civio.core.ssrf``),
+checked here at registration and again at every connection.
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from civio.core.crypto import KeyRing
 from civio.core.keys import decrypt_for, encrypt_for
+from civio.core.problems import Problem
+from civio.core.ssrf import DestinationRefused, OutboundGuard
 from civio.core.types import IOModel
 from civio.notifications.models import Installation
 
@@ -105,6 +111,22 @@ class InstallationBody(IOModel):
         return value
 
 
+async def check_endpoint(body: InstallationBody, guard: OutboundGuard) -> None:
+    """Outside dev, a Web Push endpoint is an https URL at a public address (400 if not)."""
+    if body.platform != "webpush" or not guard.enforce:
+        return
+    subscription = parse_subscription(body.push_channel)
+    if not subscription.is_https:
+        raise Problem(400, "Invalid Installation", "A Web Push endpoint must be an https URL.")
+    try:
+        await guard.check_url(subscription.endpoint)
+    except DestinationRefused as exc:
+        detail = f"The Web Push endpoint's host {exc.reason}"
+        if exc.is_address:
+            detail += ": civio sends pushes only to public addresses"
+        raise Problem(400, "Invalid Installation", detail + ".") from exc
+
+
 def installation_aad(installation_id: str) -> str:
     return f"installation:{installation_id}"
 
@@ -146,6 +168,16 @@ async def unbind_session(session: AsyncSession, token_hash: bytes) -> int:
     """Logout: the devices registered by this session stop receiving pushes."""
     result = await session.execute(
         delete(Installation).where(Installation.session_token_hash == token_hash)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+async def unbind_sessions(session: AsyncSession, token_hashes: list[bytes]) -> int:
+    """Expired sessions being purged: their devices go with them, as at logout."""
+    if not token_hashes:
+        return 0
+    result = await session.execute(
+        delete(Installation).where(Installation.session_token_hash.in_(token_hashes))
     )
     return int(getattr(result, "rowcount", 0) or 0)
 

@@ -6,7 +6,9 @@ answers one result per installation.
   never talks to Apple or Google itself, so those credentials stay with the gateway.
 * ``WebPushProvider``: browsers, straight to the subscription's push service (RFC 8030),
   the payload encrypted for the browser (RFC 8291, aes128gcm, by pywebpush) and the
-  request signed with civio's VAPID key (RFC 8292).
+  request signed with civio's VAPID key (RFC 8292). The endpoint is the browser's choice,
+  so it goes through the guarded client (``civio.core.outbound``): outside dev, an
+  endpoint whose name now resolves to an internal address is refused, a permanent failure.
 
 Status codes: 2xx sent; 429, 5xx and network errors are worth retrying; 404/410 from a
 Web Push service mean the subscription is gone; any other 4xx is permanent. The delivery's
@@ -39,7 +41,8 @@ from py_vapid import Vapid  # type: ignore[import-untyped]
 from pywebpush import WebPusher  # type: ignore[import-untyped]
 
 from civio.core.config import Settings
-from civio.core.outbound import outbound_client
+from civio.core.outbound import guarded_client, outbound_client
+from civio.core.ssrf import DestinationRefused, OutboundGuard
 from civio.notifications.push.installations import Target, parse_subscription
 
 log = structlog.get_logger(__name__)
@@ -81,9 +84,7 @@ class PushNotice:
 class PushProvider(Protocol):
     platforms: ClassVar[frozenset[str]]
 
-    async def send(
-        self, client: httpx.AsyncClient, targets: Sequence[Target], notice: PushNotice
-    ) -> list[Result]:
+    async def send(self, targets: Sequence[Target], notice: PushNotice) -> list[Result]:
         """One result per target, in order."""
         ...
 
@@ -144,14 +145,13 @@ class GatewayProvider:
     def __init__(self, url: str) -> None:
         self.url = url
 
-    async def send(
-        self, client: httpx.AsyncClient, targets: Sequence[Target], notice: PushNotice
-    ) -> list[Result]:
+    async def send(self, targets: Sequence[Target], notice: PushNotice) -> list[Result]:
         if not self.url:
             result = Result(Outcome.FAILED, "no push gateway configured (CIVIO_PUSH_GATEWAY_URL)")
             return [result] * len(targets)
         try:
-            response = await client.post(self.url, json=gateway_request(targets, notice))
+            # The operator configured the gateway: the unguarded client.
+            response = await outbound_client().post(self.url, json=gateway_request(targets, notice))
             result = by_status(response.status_code, "push gateway")
         except httpx.HTTPError as exc:
             result = unreachable(exc, "push gateway")
@@ -176,13 +176,13 @@ def webpush_payload(notice: PushNotice) -> bytes:
 class WebPushProvider:
     platforms: ClassVar[frozenset[str]] = frozenset({"webpush"})
 
-    def __init__(self, vapid: Vapid | None, subject: str) -> None:
+    def __init__(self, vapid: Vapid | None, subject: str, guard: OutboundGuard) -> None:
         self.vapid = vapid
         self.subject = subject
+        self.guard = guard
 
-    async def send(
-        self, client: httpx.AsyncClient, targets: Sequence[Target], notice: PushNotice
-    ) -> list[Result]:
+    async def send(self, targets: Sequence[Target], notice: PushNotice) -> list[Result]:
+        client = guarded_client(self.guard)
         return list(await asyncio.gather(*(self._one(client, t, notice) for t in targets)))
 
     async def _one(self, client: httpx.AsyncClient, target: Target, notice: PushNotice) -> Result:
@@ -217,6 +217,9 @@ class WebPushProvider:
         )
         try:
             response = await client.post(subscription.endpoint, content=encrypted, headers=headers)
+        except DestinationRefused as exc:
+            # The same endpoint would be refused again; the endpoint itself is not told.
+            return Result(Outcome.FAILED, f"web push endpoint refused: {exc.category} address")
         except httpx.HTTPError as exc:
             return unreachable(exc, "web push service")
         if response.status_code in (404, 410):
@@ -293,7 +296,7 @@ def vapid_subject(settings: Settings) -> str:
 def providers_for(settings: Settings) -> list[PushProvider]:
     return [
         GatewayProvider(settings.push_gateway_url),
-        WebPushProvider(load_vapid(settings), vapid_subject(settings)),
+        WebPushProvider(load_vapid(settings), vapid_subject(settings), OutboundGuard.of(settings)),
     ]
 
 
@@ -302,10 +305,9 @@ async def dispatch(
 ) -> list[Result]:
     """Send to every target through the provider of its platform, concurrently."""
     results: list[Result] = [Result(Outcome.FAILED, "unsupported platform")] * len(targets)
-    client = outbound_client()
 
     async def run(provider: PushProvider, indexes: list[int]) -> None:
-        answers = await provider.send(client, [targets[i] for i in indexes], notice)
+        answers = await provider.send([targets[i] for i in indexes], notice)
         for i, answer in zip(indexes, answers, strict=True):
             results[i] = answer
 
