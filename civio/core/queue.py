@@ -181,7 +181,8 @@ class Worker:
                 await self._run_once(drain=drain)
                 return
             except Exception as exc:
-                if drain or self._stopping.is_set() or not is_database_unavailable(exc):
+                lost = is_database_unavailable(exc) or _queue_connection_broken(exc)
+                if drain or self._stopping.is_set() or not lost:
                     raise
                 self._outages += 1
                 delay = exponential_backoff(0.5, self._outages, OUTAGE_RETRY_MAX_SECONDS)
@@ -254,6 +255,15 @@ class Worker:
         self._stopping.set()
         if self._manager is not None:
             self._manager.shutdown.set()
+
+
+def _queue_connection_broken(exc: BaseException) -> bool:
+    """The queue connection's own state is broken: asyncpg refuses to use it again (its
+    listener and a query overlapped as the server cut the session). Not the database's
+    outage as such, and no job's fault: a new connection is the cure."""
+    return isinstance(
+        exc, asyncpg.exceptions.InternalClientError | asyncpg.exceptions.InterfaceError
+    )
 
 
 PRUNE_BATCH = 10_000

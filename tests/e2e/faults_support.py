@@ -25,6 +25,7 @@ from typing import Any
 import orjson
 from pgserver._commands import pg_ctl
 
+from civio.core.embedded import ensure_cluster_user
 from civio.core.migrate import upgrade
 
 
@@ -34,6 +35,7 @@ class OwnPostgres:
     def __init__(self) -> None:
         import pgserver
 
+        ensure_cluster_user()  # the same lock as every other cluster start
         self.base = Path(tempfile.mkdtemp(prefix="civio-faults-", dir="/tmp"))
         self.pgdata = self.base / "pg"
         self._server = pgserver.get_server(self.pgdata, cleanup_mode=None)

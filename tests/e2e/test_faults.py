@@ -26,7 +26,7 @@ from civio.auth.schemas import Identity
 from civio.auth.service import hash_token, open_session
 from civio.callbacks.models import CallbackEvent
 from civio.callbacks.service import CallbackPolicy
-from civio.core.config import Settings
+from civio.core.config import Environment, Settings
 from civio.core.db import transaction
 from civio.core.runtime import Runtime
 from civio.messages.models import Message, MessageStatusChange
@@ -36,7 +36,7 @@ from civio.services import service as services
 from civio.services.schemas import ServiceCreate, ServiceMetadata
 from tests.e2e.conftest import CIVIO, civio_env, free_port, wait_ready
 from tests.e2e.faults_support import HttpReceiver, OwnPostgres, duplicates, eventually
-from tests.factories import Factory, Sender, client_with, valid_message
+from tests.factories import ADMIN_TOKEN, Factory, Sender, client_with, valid_message
 from tests.smtp import smtp_server
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("faults")]
@@ -70,10 +70,11 @@ def own_db() -> Iterator[OwnPostgres]:
 @pytest.fixture(scope="module")
 def fault_settings(own_db: OwnPostgres, tmp_path_factory: pytest.TempPathFactory) -> Settings:
     return Settings(
+        env=Environment.dev,
         database_url=own_db.url,
         data_dir=tmp_path_factory.mktemp("faults"),
         master_key=base64.b64encode(secrets.token_bytes(32)).decode(),
-        admin_token="faults-admin-token",
+        admin_token=ADMIN_TOKEN,
         run_worker=False,
         service_cache_seconds=0.0,
         log_json=True,
@@ -221,7 +222,7 @@ async def callback_sender(factory: Factory, url: str) -> Sender:
                 callback_url=url,
             ),
             sandbox_fiscal_code=factory.settings.sandbox_fiscal_code,
-            callback_policy=CallbackPolicy(factory.runtime.keyring, require_https=False),
+            callback_policy=CallbackPolicy.of(factory.runtime),
         )
     assert created.primary_key
     assert created.secondary_key
