@@ -18,7 +18,7 @@ from civio.core.cli_support import (
     settings_and_mode,
     settings_with,
 )
-from civio.core.config import Environment, Settings, decide_mode
+from civio.core.config import Settings, dev_beyond_loopback
 from civio.core.db import database_url as database_url_of
 from civio.core.db import transaction
 from civio.core.embedded import exit_on_sigterm
@@ -149,9 +149,7 @@ def serve(
     upgrade(database_url_of(settings))
     base = f"http://{host}:{port}"
     console.print(f"[bold green]civio[/bold green] on {base}  ({mode.env.value}: {mode.reason})")
-    if settings.is_dev and decide_mode(settings.model_copy(update={"env": None}), host).env != (
-        Environment.dev
-    ):
+    if dev_beyond_loopback(settings, host):
         console.print(
             "  [bold red]warning:[/bold red] dev mode beyond this machine: anyone who reaches "
             "this address can log in as any citizen"

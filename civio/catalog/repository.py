@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import ColumnElement, Row, Select, func, select
+from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from civio.catalog.schemas import (
@@ -245,7 +246,7 @@ async def list_institutions(
             Service.organization_name.label("name"),
         )
         .where(*visible)
-        .distinct(Service.organization_fiscal_code)
+        .ext(distinct_on(Service.organization_fiscal_code))
         .order_by(
             Service.organization_fiscal_code,
             Service.updated_at.desc(),

@@ -223,6 +223,13 @@ def decide_mode(settings: Settings, host: str | None = None) -> Mode:
     return Mode(Environment.dev, f"embedded database, {where} only")
 
 
+def dev_beyond_loopback(settings: Settings, host: str) -> bool:
+    """Dev mode asked for while listening on an address others can reach: the banner warns,
+    since anyone who reaches it can log in as any citizen. An external database on a
+    loopback address is dev by request too, but reachable from this machine only."""
+    return settings.is_dev and not _is_loopback(host)
+
+
 def with_mode(settings: Settings, host: str | None = None) -> tuple[Settings, Mode]:
     """``settings`` with its environment decided (see ``decide_mode``)."""
     mode = decide_mode(settings, host)

@@ -8,7 +8,13 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from civio.core.config import MIN_ADMIN_TOKEN_LENGTH, Environment, Settings, decide_mode
+from civio.core.config import (
+    MIN_ADMIN_TOKEN_LENGTH,
+    Environment,
+    Settings,
+    decide_mode,
+    dev_beyond_loopback,
+)
 
 
 def _settings(**values: object) -> Settings:
@@ -54,3 +60,20 @@ def test_short_admin_tokens_are_refused() -> None:
     with pytest.raises(ValidationError, match="at least"):
         _settings(admin_token="x" * (MIN_ADMIN_TOKEN_LENGTH - 1))
     assert _settings(admin_token="x" * MIN_ADMIN_TOKEN_LENGTH).admin_token
+
+
+@pytest.mark.parametrize(
+    ("host", "warned"),
+    [
+        ("127.0.0.1", False),
+        ("localhost", False),
+        ("::1", False),
+        ("0.0.0.0", True),
+        ("10.1.2.3", True),
+    ],
+)
+def test_dev_mode_is_flagged_only_where_others_can_reach_it(host: str, warned: bool) -> None:
+    dev_on_external_db = Settings(env="dev", database_url="postgresql://db.internal/civio")
+    assert dev_beyond_loopback(dev_on_external_db, host) is warned
+    production = Settings(env="production", database_url="postgresql://db.internal/civio")
+    assert dev_beyond_loopback(production, host) is False
