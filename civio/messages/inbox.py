@@ -17,6 +17,7 @@ from civio.core.crypto import KeyRing, open_sealed
 from civio.core.keys import DataKey, data_key_for
 from civio.core.problems import Problem
 from civio.core.types import format_timestamp
+from civio.messages.cta import calls_to_action
 from civio.messages.models import Message, MessageReadingChange
 from civio.messages.schemas_citizen import (
     ArchivingChange,
@@ -166,7 +167,12 @@ async def get_message(
         open_sealed(data_key, row.content_ciphertext, content_aad(row.id).encode())
     )
     item = _item(row, data_key, enrich)
-    return CitizenMessage(**item.model_dump(), content=content)
+    markdown = content.get("markdown")
+    return CitizenMessage(
+        **item.model_dump(),
+        content=content,
+        calls_to_action=calls_to_action(markdown) if isinstance(markdown, str) else None,
+    )
 
 
 async def change_status(

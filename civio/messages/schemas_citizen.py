@@ -40,9 +40,21 @@ class InboxPage(BaseModel):
 
 
 class CitizenMessage(InboxItem):
-    """IO's ``CreatedMessageWithContent`` (+ enriched data with ``public_message=true``)."""
+    """IO's ``CreatedMessageWithContent`` (+ enriched data with ``public_message=true``).
+
+    ``calls_to_action`` is civio's extension (docs/cta.md): IO's schema admits extra
+    properties, and IO's clients ignore them; ``content.markdown`` stays as sent.
+    """
 
     content: dict[str, Any]
+    calls_to_action: dict[str, dict[str, dict[str, str]]] | None = Field(
+        default=None,
+        description=(
+            "civio extension: the buttons of the markdown's CTA block, by locale (it, en, de) "
+            "then cta_1/cta_2, each {text, action, kind: link|internal|sso, target}. "
+            "Absent when the markdown has no block; content.markdown still holds it."
+        ),
+    )
 
 
 class ReadingChange(IOModel):

@@ -20,6 +20,7 @@ from civio.core.problems import Problem, forbidden
 from civio.core.queue import enqueue
 from civio.core.runtime import Runtime
 from civio.core.types import format_timestamp
+from civio.messages import cta
 from civio.messages.models import Message
 from civio.messages.schemas import NewMessage
 from civio.notifications.service import channel_statuses
@@ -60,6 +61,16 @@ def check_body_permissions(caller: Caller, message: NewMessage) -> None:
         and not service.has("ApiThirdPartyMessageWrite")
     ):
         raise forbidden("You do not have enough permissions to send a third party message")
+
+
+def check_calls_to_action(message: NewMessage) -> None:
+    """A CTA block in the markdown must be one IO's app can show (civio/messages/cta.py);
+    IO does not check it, and a sender would otherwise only learn from citizens that the
+    button never appeared."""
+    try:
+        cta.check_block(message.content.markdown)
+    except cta.BadBlock as exc:
+        raise Problem(400, "Invalid message structure", f"content.markdown: {exc}") from None
 
 
 def resolve_fiscal_code(path_fiscal_code: str | None, message: NewMessage) -> str:
@@ -144,6 +155,7 @@ async def accept_message(
     Concurrent accepts share that commit (``GroupCommitter``); this returns only once the
     transaction holding this message has committed.
     """
+    check_calls_to_action(message)
     check_body_permissions(caller, message)
     check_cidr(caller)
     fiscal_code = resolve_fiscal_code(path_fiscal_code, message)

@@ -1,7 +1,8 @@
 """The email alert for a new message (IO's EmailNotification).
 
 Subject = the message's subject; the body shows sender, subject and a preview built as IO
-does: the markdown after the last ``---``, markdown stripped, cut to 134 characters with
+does: the markdown after the last ``---`` (once the CTA block is cut off: a ``---`` inside
+it must not decide where the preview starts), markdown stripped, cut to 134 characters with
 ``...``, links replaced by ``[link rimosso]``, and a zero-width space after every dot (so
 mail clients do not turn "comune.roma.it" into a link).
 """
@@ -18,6 +19,7 @@ from civio.core.keys import decrypt_for
 from civio.core.mail import MailDeliveryError, compose_mail, mail_language, send_mail
 from civio.core.queue import task
 from civio.core.runtime import Runtime
+from civio.messages.cta import body_of
 from civio.messages.models import Message
 from civio.messages.service import content_aad
 from civio.notifications.service import (
@@ -39,7 +41,7 @@ _MARKDOWN_MARKS = re.compile(r"(^\s{0,3}(?:#{1,6}|>|[-*+]|\d+[.)])\s+)|[*_`~]", 
 
 
 def preview(markdown: str) -> str:
-    body = markdown.rsplit("---", 1)[-1]
+    body = body_of(markdown).rsplit("---", 1)[-1]
     body = _MARKDOWN_LINK.sub(r"\1 \2", body)
     body = _MARKDOWN_MARKS.sub("", body)
     body = " ".join(body.split())
