@@ -17,12 +17,13 @@ only makes the button vanish in the app, and the sender never learns why. civio 
 the message is accepted (``check_block``: a ``BadBlock`` says what is wrong) and hands citizen
 clients the parsed buttons (``calls_to_action``), so they need no YAML parser of their own.
 
-The rules (docs/cta.md): the block opens on the markdown's first line, ``---``, and closes at
-the next line that is ``---`` or ``...`` (as the app's front-matter reader does); it is a
-mapping of locales among ``it``, ``en``, ``de``, with ``it`` required (the app falls back to
-Italian, so without it some citizens see no button); each locale has ``cta_1`` and optionally
-``cta_2``; each of those exactly ``text`` and ``action``, both strings. No anchors, aliases or
-tags: a block is small data, not a program.
+The rules (docs/cta.md): the block opens on the markdown's first line, exactly ``---``
+(after an optional byte-order mark), and closes at the next line that is ``---`` or ``...``
+(as the app's front-matter reader does); it is a mapping of locales among ``it``, ``en``,
+``de``, with ``it`` required (the app falls back to Italian, so without it some citizens see
+no button); each locale has ``cta_1`` and optionally ``cta_2``; each of those exactly
+``text`` and ``action``, both strings. No anchors, aliases or tags: a block is small data,
+not a program.
 """
 
 from __future__ import annotations
@@ -46,10 +47,13 @@ SINGLE_SIGN_ON = "iosso://"
 # itself ``copy`` (to the clipboard).
 HANDLED_LINK_SCHEMES = ("http", "https", "tel", "sms", "mailto", "copy")
 
-_OPENING = re.compile(r"---[ \t]*\r?\n")
+# As the app's reader: an optional byte-order mark, then exactly ``---`` on the first line;
+# the closing line may carry trailing blanks.
+_OPENING = re.compile(r"\ufeff?---\r?\n")
 _CLOSING = re.compile(r"^(?:---|\.\.\.)[ \t]*(?:\r?\n|\Z)", re.MULTILINE)
-# A block that looks like CTAs but does not open the markdown: the app would show it as text.
-_MISPLACED = re.compile(r"\A\s+---[ \t]*\r?\n[ \t]*(?:it|en|de)[ \t]*:")
+# A block that looks like CTAs but that the app would not recognise, and would show as text:
+# preceded by blank lines, or opened by ``---`` with trailing blanks.
+_MISPLACED = re.compile(r"\A(?:\s+---[ \t]*|---[ \t]+)\r?\n[ \t]*(?:it|en|de)[ \t]*:")
 _NO_SPACE_OR_CONTROL = re.compile(r"\A[^\s\x00-\x1f\x7f]+\Z")
 _ONE_LINE = re.compile(r"\A[^\x00-\x1f\x7f]*\Z")
 # Root mapping → locale mapping → cta mapping → scalars.
@@ -73,7 +77,7 @@ class Split:
 def split(markdown: str) -> Split:
     """Cut the block off the markdown; ``BadBlock`` when one opens and never closes."""
     if _MISPLACED.match(markdown):
-        raise BadBlock("the CTA block must start on the first line of the markdown")
+        raise BadBlock("the CTA block must open on the markdown's first line, with exactly '---'")
     opening = _OPENING.match(markdown)
     if opening is None:
         return Split(None, markdown)

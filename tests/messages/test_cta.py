@@ -19,6 +19,7 @@ from sqlalchemy import func, select
 from civio.core.config import Settings
 from civio.core.queue import Worker
 from civio.core.runtime import Runtime
+from civio.messages import cta
 from civio.messages.models import Message
 from civio.notifications.email import preview
 from tests.factories import Factory, Sender, open_citizen, valid_message
@@ -222,7 +223,7 @@ LAUGHS = "\n".join(
 )
 
 
-def cta(cta_1: str, *, more: str = "") -> str:
+def block_with(cta_1: str, *, more: str = "") -> str:
     return f"---\nit:\n  cta_1: {cta_1}\n{more}---\n"
 
 
@@ -234,36 +235,55 @@ MALFORMED = {
         "---\n",
         "unknown locale(s) fr",
     ),
-    "missing text": (cta('{action: "ioit://PROFILE_MAIN"}'), "it.cta_1.text is required"),
-    "empty text": (cta('{text: "  ", action: "ioit://PROFILE_MAIN"}'), "must not be empty"),
-    "text too long": (cta(f'{{text: "{"x" * 41}", action: "ioit://X"}}'), "at most 40"),
-    "text not a string": (cta('{text: 2026, action: "ioit://X"}'), "must be a string"),
-    "missing action": (cta('{text: "Prenota"}'), "it.cta_1.action is required"),
+    "missing text": (block_with('{action: "ioit://PROFILE_MAIN"}'), "it.cta_1.text is required"),
+    "empty text": (block_with('{text: "  ", action: "ioit://PROFILE_MAIN"}'), "must not be empty"),
+    "text too long": (block_with(f'{{text: "{"x" * 41}", action: "ioit://X"}}'), "at most 40"),
+    "text not a string": (block_with('{text: 2026, action: "ioit://X"}'), "must be a string"),
+    "locale not a mapping": ("---\nit: Prenota\n---\n", "it: must be a mapping with cta_1"),
+    "button not a mapping": (block_with('"Prenota"'), "it.cta_1: must be a mapping"),
+    "text with a control character": (block_with('{text: "Prenota\\tora", action: "ioit://X"}'), "one line"),
+    "action not a string": (block_with('{text: "Prenota", action: 42}'), "must be a string"),
+    "action with a space": (
+        block_with('{text: "Prenota", action: "iohandledlink://https://a.it/x y"}'),
+        "spaces",
+    ),
+    "web link without a host": (
+        block_with('{text: "Prenota", action: "iohandledlink://https:///prenota"}'),
+        "without a host",
+    ),
+    "internal link without a route": (
+        block_with('{text: "Apri", action: "ioit://"}'),
+        "names no app route",
+    ),
+    "missing action": (block_with('{text: "Prenota"}'), "it.cta_1.action is required"),
     "bad scheme": (
-        cta('{text: "Prenota", action: "https://comune.example.it"}'),
+        block_with('{text: "Prenota", action: "https://comune.example.it"}'),
         "must start with iohandledlink://",
     ),
     "bad handled-link scheme": (
-        cta('{text: "Prenota", action: "iohandledlink://ftp://comune.example.it"}'),
+        block_with('{text: "Prenota", action: "iohandledlink://ftp://comune.example.it"}'),
         "through iohandledlink://",
     ),
     "handled link without a value": (
-        cta('{text: "Chiama", action: "iohandledlink://tel:"}'),
+        block_with('{text: "Chiama", action: "iohandledlink://tel:"}'),
         "followed by a value",
     ),
-    "sso without an address": (cta('{text: "Entra", action: "iosso://portale"}'), "iosso://"),
+    "sso without an address": (
+        block_with('{text: "Entra", action: "iosso://portale"}'),
+        "iosso://",
+    ),
     "extra key in a button": (
-        cta('{text: "Prenota", action: "ioit://X", style: "primary"}'),
+        block_with('{text: "Prenota", action: "ioit://X", style: "primary"}'),
         "unknown key(s) style",
     ),
     "extra key in a locale": (
-        cta('{text: "Prenota", action: "ioit://X"}', more="  cta_3: {text: a, action: b}\n"),
+        block_with('{text: "Prenota", action: "ioit://X"}', more="  cta_3: {text: a, action: b}\n"),
         "unknown key(s) cta_3",
     ),
     "no cta_1": ("---\nit:\n  cta_2: {text: a, action: 'ioit://X'}\n---\n", "cta_1 is required"),
     "no Italian": ("---\nen:\n  cta_1: {text: a, action: 'ioit://X'}\n---\n", "'it' locale"),
     "duplicate locale": (
-        cta('{text: "a", action: "ioit://X"}', more="it:\n  cta_1: {text: b, action: c}\n"),
+        block_with('{text: "a", action: "ioit://X"}', more="it:\n  cta_1: {text: b, action: c}\n"),
         "the key 'it' twice",
     ),
     "unterminated block": (
@@ -271,8 +291,12 @@ MALFORMED = {
         "never closed",
     ),
     "block not at the start": (
-        "\n\n" + cta('{text: "Prenota", action: "ioit://X"}'),
-        "must start on the first line",
+        "\n\n" + block_with('{text: "Prenota", action: "ioit://X"}'),
+        "must open on the markdown's first line",
+    ),
+    "opening line with trailing blanks": (
+        "---  \nit:\n  cta_1: {text: a, action: 'ioit://X'}\n---\n",
+        "with exactly '---'",
     ),
     "not YAML": ("---\nit: {cta_1: [\n---\n", "not valid YAML"),
     "anchors and aliases (billion laughs)": (LAUGHS, "anchors or aliases"),
@@ -326,6 +350,22 @@ def test_the_preview_starts_after_the_block_however_it_is_closed() -> None:
         assert text.startswith("Il tuo appuntamento")
         for leak in ("cta_1", "iohandledlink", "Sposta", "it:"):
             assert leak not in text
+
+
+def test_a_byte_order_mark_may_precede_the_block() -> None:
+    """The app's reader skips one; so does civio, rather than letting an unchecked block
+    through as body text."""
+    assert cta.split("\ufeff" + BLOCK + BODY).body == BODY
+    with pytest.raises(cta.BadBlock):
+        cta.check_block("\ufeff---\nen:\n  cta_1: {text: a, action: 'ioit://X'}\n---\n" + BODY)
+
+
+def test_messages_accepted_before_the_check_are_shown_as_they_are() -> None:
+    """Reading never fails on a block that breaks the rules: no actions, the text intact."""
+    broken = "---\nit: {cta_1: [\n" + BODY
+    assert cta.calls_to_action(broken) is None
+    assert cta.body_of(broken) == broken
+    assert "Il tuo appuntamento" in preview(broken)
 
 
 @pytest.fixture
