@@ -241,7 +241,10 @@ MALFORMED = {
     "text not a string": (block_with('{text: 2026, action: "ioit://X"}'), "must be a string"),
     "locale not a mapping": ("---\nit: Prenota\n---\n", "it: must be a mapping with cta_1"),
     "button not a mapping": (block_with('"Prenota"'), "it.cta_1: must be a mapping"),
-    "text with a control character": (block_with('{text: "Prenota\\tora", action: "ioit://X"}'), "one line"),
+    "text with a control character": (
+        block_with('{text: "Prenota\\tora", action: "ioit://X"}'),
+        "one line",
+    ),
     "action not a string": (block_with('{text: "Prenota", action: 42}'), "must be a string"),
     "action with a space": (
         block_with('{text: "Prenota", action: "iohandledlink://https://a.it/x y"}'),
