@@ -23,6 +23,7 @@ PLACEHOLDERS: dict[str, str] = {
     "numero_prenotazione": "2026/004512",
     "numero_protocollo": "PG/2026/0012345",
     "importo": "1.250,00",
+    "numero_documento": "CA12345AB",
     # people, places, offices
     "nome": "Maria Grazia",
     "cognome": "Esposito Bianchi",
