@@ -4,7 +4,8 @@ A closed vocabulary keeps the models consistent with each other (one name for on
 as the reference's ``<gg/mm/aaaa>``, ``<indirizzo>``, ``<causale>``…), and gives every slot a
 realistic sample, long rather than short, so a rendered sample is a fair test of IO's
 bounds. Values are what a sender puts in ``personalisation``: dates as ``gg/mm/aaaa``,
-times as ``hh:mm``, amounts in euro with a comma (``12,50``).
+times as ``hh:mm``, amounts in euro with a comma (``12,50``), names of things without an
+article (the texts are written so that a bare noun reads well in every language).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ PLACEHOLDERS: dict[str, str] = {
     "struttura": "Casa della Comunità di Borgo Panigale",
     # what a message is about
     "causale": "servizio di illuminazione votiva, anno 2026",
+    "tipo_documento": "certificato di stato di famiglia",
     "oggetto_richiesta": "concessione di un loculo nel cimitero del capoluogo",
     "oggetto_appuntamento": "voto domiciliare",
     "consultazione": "Elezioni europee e amministrative",
