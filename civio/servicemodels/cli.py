@@ -16,8 +16,12 @@ from civio.servicemodels import service
 from civio.servicemodels.schemas import LANGUAGES, TOPICS, Language, ServiceModel
 
 app = typer.Typer(help="The shipped service models (IO's catalogue, in civio's words).")
-out = Console(soft_wrap=False)
 LanguageOption = Annotated[str, typer.Option("--lang", help="it, en or de")]
+
+
+def _out() -> Console:
+    """A console for the tables, made per command so it takes the terminal's width now."""
+    return Console(soft_wrap=False)
 
 
 def _language(value: str) -> Language:
@@ -43,6 +47,7 @@ def list_models(lang: LanguageOption = "it", as_json: JsonOption = False) -> Non
     if as_json:
         typer.echo(json.dumps(models.model_dump()["items"], indent=2, ensure_ascii=False))
         return
+    out = _out()
     table = Table("id", "topic", "name", "sensitive", "messages")
     for item in models.items:
         table.add_row(
@@ -59,6 +64,7 @@ def show(model_id: str, lang: LanguageOption = "it", as_json: JsonOption = False
     if as_json:
         typer.echo(json.dumps(model.model_dump(exclude_none=True), indent=2, ensure_ascii=False))
         return
+    out = _out()
     card = model.card(language)
     out.print(
         f"[bold]{card.name}[/bold]  ({model.id}, topic {model.topic_id} {TOPICS[model.topic_id]})"
