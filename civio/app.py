@@ -47,6 +47,8 @@ from civio.ops.metrics import MetricsMiddleware
 from civio.profiles.routes_citizen import router as profiles_citizen
 from civio.profiles.routes_email import router as profiles_email
 from civio.profiles.routes_pa import router as profiles_pa
+from civio.servicemodels.catalogue import all_models as service_models
+from civio.servicemodels.routes import router as service_models_pa
 from civio.services.gateway import KEY_HEADER, Gateway, unauthorized
 from civio.services.routes_admin import require_admin
 from civio.services.routes_admin import router as services_admin
@@ -138,6 +140,7 @@ def create_app(
     run_worker: bool | None = None,
 ) -> FastAPI:
     """Build the app. A given ``runtime`` is used (and not closed); otherwise one is built."""
+    service_models()  # read and validated now: a broken model file stops the start, once
     with_worker = settings.run_worker if run_worker is None else run_worker
 
     @contextlib.asynccontextmanager
@@ -193,6 +196,7 @@ def create_app(
     pa.include_router(messages_pa)
     pa.include_router(profiles_pa)
     pa.include_router(services_pa)
+    pa.include_router(service_models_pa)
     app.include_router(pa)
     app.include_router(services_admin, prefix=ADMIN_PREFIX)
     app.include_router(auth_citizen)

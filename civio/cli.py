@@ -1,4 +1,4 @@
-"""The ``civio`` command: serve, worker, db, service, citizen."""
+"""The ``civio`` command: serve, worker, db, service, service-model, citizen."""
 
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ from civio.core.logging import configure_logging
 from civio.core.migrate import upgrade
 from civio.core.runtime import Runtime
 from civio.profiles.cli import app as citizen_app
+from civio.servicemodels.cli import app as service_model_app
 from civio.services import service as services
 from civio.services.cli import app as service_app
 from civio.services.models import Service
@@ -35,6 +36,7 @@ app = typer.Typer(help="civio — digital-citizenship platform.", no_args_is_hel
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(service_app, name="service")
+app.add_typer(service_model_app, name="service-model")
 app.add_typer(citizen_app, name="citizen")
 
 SANDBOX_SERVICE_NAME = "civio sandbox"

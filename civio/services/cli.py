@@ -20,7 +20,10 @@ from civio.core.cli_support import (
     settings_with,
 )
 from civio.core.db import transaction
+from civio.core.problems import Problem
 from civio.core.runtime import Runtime
+from civio.servicemodels import service as service_models
+from civio.servicemodels.schemas import ServiceModel
 from civio.services import service
 from civio.services.schemas import (
     ServiceCreate,
@@ -47,6 +50,14 @@ CallbackUrlOption = Annotated[
 ]
 
 
+def _model(model_id: str) -> ServiceModel:
+    try:
+        return service_models.get(model_id)
+    except Problem as problem:
+        console.print(f"[red]error:[/red] {problem.title}: {problem.detail}")
+        raise typer.Exit(2) from None
+
+
 def _fail(exc: ValidationError) -> typer.Exit:
     for error in exc.errors():
         field = ".".join(str(p) for p in error["loc"])
@@ -56,9 +67,19 @@ def _fail(exc: ValidationError) -> typer.Exit:
 
 @app.command("create")
 def create(
-    name: Annotated[str, typer.Option("--name")],
     organization_name: Annotated[str, typer.Option("--organization-name")],
     organization_fiscal_code: Annotated[str, typer.Option("--organization-fiscal-code")],
+    name: Annotated[
+        str | None, typer.Option("--name", help="Required unless --from-model gives it.")
+    ] = None,
+    from_model: Annotated[
+        str | None,
+        typer.Option(
+            "--from-model",
+            help="A service model's id (civio service-model list): its card, its flags "
+            "and its messages as the service's templates.",
+        ),
+    ] = None,
     department_name: Annotated[str, typer.Option("--department-name")] = "-",
     group: Group = None,
     authorized_recipient: Recipient = None,
@@ -74,7 +95,21 @@ def create(
     database_url: DatabaseUrlOption = None,
     data_dir: DataDirOption = None,
 ) -> None:
-    """Create a service and print it with its two keys and callback secret (shown only now)."""
+    """Create a service and print it with its two keys and callback secret (shown only now).
+
+    With ``--from-model`` the model gives the name (unless ``--name``), the description and
+    topic in the metadata, and ``require_secure_channels`` when the model is sensitive.
+    """
+    model = _model(from_model) if from_model is not None else None
+    metadata: dict[str, Any] = {"scope": scope}
+    if model is not None:
+        card = model.card(service_models.DEFAULT_LANGUAGE)
+        name = name or card.name
+        metadata |= {"description": card.description, "topic_id": model.topic_id}
+        require_secure_channels = require_secure_channels or model.require_secure_channels
+    if name is None:
+        console.print("[red]error:[/red] --name is required (or --from-model)")
+        raise typer.Exit(2)
     try:
         payload = ServiceCreate(
             name=name,
@@ -89,21 +124,29 @@ def create(
             special=special,
             visible=visible,
             owner_email=owner_email,
-            service_metadata=ServiceMetadata.model_validate({"scope": scope}),
+            service_metadata=ServiceMetadata.model_validate(metadata),
             callback_url=callback_url,
         )
     except ValidationError as exc:
         raise _fail(exc) from None
     settings = settings_with(database_url, data_dir)
+    drafts = service_models.template_drafts(model) if model is not None else []
 
     async def work(runtime: Runtime) -> ServiceWithSubscriptionKeys:
         async with transaction(runtime.sessions) as session:
-            return await service.create_service(
+            created = await service.create_service(
                 session,
                 payload,
                 sandbox_fiscal_code=settings.sandbox_fiscal_code,
                 callback_policy=CallbackPolicy.of(runtime),
             )
+            for draft in drafts:
+                # TODO(merge): the model's messages become the service's templates, in this
+                # transaction: `await civio.templates.service.create_template(session,
+                # created.service_id, TemplateDraft.model_validate(draft))`. The templates
+                # domain is on another branch; until it is merged the drafts are unused.
+                del draft
+            return created
 
     emit(run_with_runtime(settings, work), as_json, title="service created")
 

@@ -69,6 +69,8 @@ PUBLIC: dict[tuple[str, str], str] = {
     ("GET", "/api/v2/validate-profile-email"): "the link's JSON variant: the token header",
     ("POST", "/api/v2/validate-profile-email"): "the link's JSON variant: the token body",
     ("GET", "/api/v1/openapi.json"): "the PA API's contract, as IO publishes it",
+    ("GET", "/api/v1/service-models"): "civio's shipped service models: published guidance",
+    ("GET", "/api/v1/service-models/{model_id}"): "one shipped service model, like the list",
     ("GET", "/api/auth/v1/openapi.json"): "a public API's contract",
     ("GET", "/api/identity/v1/openapi.json"): "a public API's contract",
     ("GET", "/api/communication/v1/openapi.json"): "a public API's contract",
@@ -90,6 +92,7 @@ PATH_SAMPLES: dict[str, str] = {
     "service_id": "01JDXZ2T5G8Q4K7W3M6N9P1R2S",
     "which": "primary",
     "installationID": "device-1",
+    "model_id": "elezioni",
 }
 
 WEBSOCKET = "WEBSOCKET"
