@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import mailbox
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from email.message import EmailMessage
@@ -177,10 +178,18 @@ async def _send_smtp(target: SmtpTarget, message: EmailMessage) -> None:
         raise MailDeliveryError(f"relay unreachable ({type(exc).__name__})") from None
 
 
+_MAILDIR_LOCK = threading.Lock()
+
+
 def _store_in_maildir(path: Path, message: EmailMessage) -> None:
     # Maildir writes into tmp/ and renames into new/, so a reader never sees half a file.
-    box = mailbox.Maildir(path, create=True)
-    box.add(message)
+    # The folders are made with exist_ok (mailbox's own create= races when two threads
+    # deliver the first mail of a fresh data dir), and the lock serialises mailbox's
+    # process-wide counter that keeps the file names of one microsecond apart.
+    for folder in ("tmp", "new", "cur"):
+        (path / folder).mkdir(mode=0o700, parents=True, exist_ok=True)
+    with _MAILDIR_LOCK:
+        mailbox.Maildir(path, create=False).add(message)
 
 
 # --- composing: templated, multilingual, text + HTML ---------------------------------------

@@ -3,6 +3,7 @@ AUTH, and the Maildir fallback. ``smtp_server`` is shared with the email-validat
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import ipaddress
 import mailbox
@@ -318,3 +319,12 @@ async def test_without_smtp_url_the_message_lands_in_the_maildir(tmp_path: Path)
     assert stored["Message-ID"] == parsed["Message-ID"]
     await send_mail(mail_settings(tmp_path), a_message("luigi@example.org"))
     assert len(list((root / "new").iterdir())) == 2
+
+
+async def test_concurrent_first_mails_of_a_fresh_data_dir_all_land(tmp_path: Path) -> None:
+    # The first mails of a fresh data dir are often concurrent (the worker's send tasks):
+    # none may fail because another created the Maildir folders or took its file name first.
+    recipients = [f"citizen{n}@example.org" for n in range(50)]
+    await asyncio.gather(*(send_mail(mail_settings(tmp_path), a_message(to)) for to in recipients))
+    stored = list(mailbox.Maildir(tmp_path / "mail", create=False))
+    assert sorted(str(m["To"]) for m in stored) == sorted(recipients)
