@@ -14,8 +14,9 @@ from civio.callbacks.schemas import CallbackEventList, CallbackStatus
 from civio.callbacks.service import CallbackPolicy, recent_events
 from civio.core.problems import Problem, problem_responses
 from civio.core.runtime import failure_throttle, get_runtime, session_dependency
-from civio.services import service
+from civio.services import manage_service, service
 from civio.services.gateway import get_gateway
+from civio.services.manage_schemas import CmsServiceLifecycle, ReviewDecision
 from civio.services.schemas import (
     GroupsPayload,
     ServiceCreate,
@@ -158,3 +159,51 @@ async def list_callbacks(
     """The service's most recent callback events, newest first, with their outcome."""
     await service.get_service(session, service_id)
     return await recent_events(session, service_id, status=status, limit=limit)
+
+
+def _platform(request: Request) -> manage_service.Platform:
+    runtime = get_runtime(request)
+    return manage_service.Platform(
+        sandbox_fiscal_code=runtime.settings.sandbox_fiscal_code,
+        max_allowed_payment_amount=runtime.settings.max_allowed_payment_amount,
+        keyring=runtime.keyring,
+    )
+
+
+@router.post(
+    "/{service_id}/approve",
+    response_model=CmsServiceLifecycle,
+    response_model_exclude_none=True,
+    responses=problem_responses(409),
+)
+async def approve_service(
+    request: Request, service_id: str, session: Session, decision: ReviewDecision | None = None
+) -> CmsServiceLifecycle:
+    """Approve a submitted service: it is released (published if its owner asked for
+    ``auto_publish``), its payment maximum set to CIVIO_MAX_ALLOWED_PAYMENT_AMOUNT."""
+    return await manage_service.decide(
+        session,
+        service_id,
+        "approve",
+        _platform(request),
+        reason=decision.reason if decision else None,
+    )
+
+
+@router.post(
+    "/{service_id}/reject",
+    response_model=CmsServiceLifecycle,
+    response_model_exclude_none=True,
+    responses=problem_responses(409),
+)
+async def reject_service(
+    request: Request, service_id: str, session: Session, decision: ReviewDecision | None = None
+) -> CmsServiceLifecycle:
+    """Reject a submitted service; the reason is shown to its owner (status and history)."""
+    return await manage_service.decide(
+        session,
+        service_id,
+        "reject",
+        _platform(request),
+        reason=decision.reason if decision else None,
+    )
