@@ -616,6 +616,31 @@ async def set_logo(session: AsyncSession, owner_id: str, service_id: str, encode
 # --- the operator's review -------------------------------------------------------------------
 
 
+async def check_operator_visibility(session: AsyncSession, service: Service) -> None:
+    """Before the operator tools make a service visible: a managed service shows only a
+    version an operator approved (409 while none is, or once it is deleted)."""
+    state = await session.get(ServiceLifecycle, service.service_id)
+    if state is not None and (not state.released or state.status == "deleted"):
+        raise lifecycle.conflict(
+            f"Service {service.service_id} has no approved version to publish "
+            f"(lifecycle status '{state.status}')."
+        )
+
+
+def record_operator_publication(session: AsyncSession, service: Service) -> None:
+    """After the operator tools changed a service's visibility: its history says so."""
+    session.add(
+        ServiceHistoryEntry(
+            service_id=service.service_id,
+            kind="publication",
+            value=publication_of(service),
+            reason=None,
+            data=derived_copy(service),
+            recorded_at=now(),
+        )
+    )
+
+
 async def decide(
     session: AsyncSession,
     service_id: str,

@@ -165,6 +165,12 @@ async def update_service(
         # Checked (its host resolved) before the row is locked.
         await _policy(callback_policy).check(data.callback_url)
     service, owner = await locked_service(session, service_id)
+    # Cycle: the management rules build on this module's keys and recipients.
+    from civio.services import manage_service
+
+    was_visible = service.is_visible
+    if data.visible and not was_visible:
+        await manage_service.check_operator_visibility(session, service)
     if data.owner_email is not None and data.owner_email != owner.email:
         owner = await _owner(session, data.owner_email)
         service.owner_id = owner.id
@@ -198,6 +204,8 @@ async def update_service(
             session, service, data.callback_url, _policy(callback_policy)
         )
     service.version += 1
+    if service.is_visible != was_visible:
+        manage_service.record_operator_publication(session, service)
     await session.flush()
     return to_io(service, owner.email, callback_secret=callback_secret)
 

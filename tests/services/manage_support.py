@@ -52,7 +52,8 @@ async def manager(factory: Factory, email: str | None = None) -> Manager:
     address = email or f"ente-{uuid.uuid4().hex[:12]}@comune.example.it"
     async with transaction(factory.runtime.sessions) as session:
         created = await owners.create_owner(session, address)
-    assert created.primary_key and created.secondary_key
+    assert created.primary_key
+    assert created.secondary_key
     return Manager(created.id, created.primary_key, created.secondary_key)
 
 

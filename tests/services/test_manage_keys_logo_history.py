@@ -1,0 +1,151 @@
+"""The management API's keys, logo and history."""
+
+from __future__ import annotations
+
+import base64
+import io
+import uuid
+
+import httpx
+from PIL import Image
+from sqlalchemy import select
+
+from civio.core.config import Settings
+from civio.services.manage_models import ServiceLogo
+from tests.factories import Factory, valid_message
+from tests.services.manage_support import (
+    MANAGE,
+    assert_conforms,
+    create,
+    manager,
+    payload,
+    png,
+)
+
+
+async def test_keys_are_readable_and_send_from_the_first_draft(
+    client: httpx.AsyncClient, factory: Factory, settings: Settings
+) -> None:
+    who = await manager(factory)
+    sid = (await create(client, who))["id"]
+    keys = await client.get(f"{MANAGE}/services/{sid}/keys", headers=who.headers)
+    assert keys.status_code == 200
+    assert_conforms(keys.json(), "CmsSubscriptionKeys")
+    primary, secondary = keys.json()["primary_key"], keys.json()["secondary_key"]
+    # A draft sends (sandbox groups: the sandbox fiscal code is an authorized recipient).
+    sent = await client.post(
+        f"/api/v1/messages/{settings.sandbox_fiscal_code}",
+        json=valid_message(),
+        headers={"Ocp-Apim-Subscription-Key": primary},
+    )
+    assert sent.status_code == 201, sent.text
+
+    renewed = await client.put(f"{MANAGE}/services/{sid}/keys/primary", headers=who.headers)
+    assert renewed.status_code == 200
+    assert_conforms(renewed.json(), "CmsSubscriptionKeys")
+    assert renewed.json()["primary_key"] != primary
+    assert renewed.json()["secondary_key"] == secondary
+    shown = (await client.get(f"{MANAGE}/services/{sid}/keys", headers=who.headers)).json()
+    assert shown == renewed.json()
+    old = await client.post(
+        f"/api/v1/messages/{settings.sandbox_fiscal_code}",
+        json=valid_message(),
+        headers={"Ocp-Apim-Subscription-Key": primary},
+    )
+    assert old.status_code == 401
+    bad = await client.put(f"{MANAGE}/services/{sid}/keys/tertiary", headers=who.headers)
+    assert bad.status_code == 400
+    assert_conforms(bad.json(), "ProblemJson")
+
+
+async def test_operator_keys_become_readable_once_regenerated(
+    client: httpx.AsyncClient, factory: Factory
+) -> None:
+    email = f"ente-{uuid.uuid4().hex[:12]}@example.it"
+    sender = await factory.sender(owner_email=email)
+    who = await manager(factory, email=email)
+    url = f"{MANAGE}/services/{sender.service_id}/keys"
+    assert (await client.get(url, headers=who.headers)).status_code == 409
+    renewed = await client.put(f"{url}/secondary", headers=who.headers)
+    assert renewed.status_code == 200
+    assert_conforms(renewed.json(), "CmsSubscriptionKeys")
+    assert (await client.get(url, headers=who.headers)).json() == renewed.json()
+    assert renewed.json()["primary_key"] != sender.key
+
+
+async def test_a_logo_must_be_a_png_and_is_stored_resized(
+    client: httpx.AsyncClient, factory: Factory
+) -> None:
+    who = await manager(factory)
+    sid = (await create(client, who))["id"]
+    url = f"{MANAGE}/services/{sid}/logo"
+    jpeg = io.BytesIO()
+    Image.new("RGB", (10, 10)).save(jpeg, format="JPEG")
+    for body in (
+        {"logo": base64.b64encode(jpeg.getvalue()).decode()},
+        {"logo": base64.b64encode(b"\x89PNG\r\n\x1a\n not really a png").decode()},
+        {"logo": "not base64 !"},
+        {"logo": ""},
+        {},
+    ):
+        response = await client.put(url, json=body, headers=who.headers)
+        assert response.status_code == 400, body
+        assert_conforms(response.json(), "ProblemJson")
+    async with factory.runtime.sessions() as session:
+        assert await session.get(ServiceLogo, sid) is None
+
+    uploaded = await client.put(
+        url, json={"logo": base64.b64encode(png(900, 600)).decode()}, headers=who.headers
+    )
+    assert uploaded.status_code == 204
+    assert uploaded.content == b""
+    async with factory.runtime.sessions() as session:
+        stored = await session.scalar(select(ServiceLogo.png).where(ServiceLogo.service_id == sid))
+    assert stored is not None
+    image = Image.open(io.BytesIO(stored))
+    assert image.format == "PNG"
+    assert image.size == (300, 200)
+
+
+async def test_history_pages_with_a_continuation_token(
+    client: httpx.AsyncClient, factory: Factory
+) -> None:
+    who = await manager(factory)
+    sid = (await create(client, who, name="Versione 0"))["id"]
+    url = f"{MANAGE}/services/{sid}"
+    for n in range(1, 5):
+        edited = await client.put(url, json=payload(name=f"Versione {n}"), headers=who.headers)
+        assert edited.status_code == 200
+
+    def names(page: dict[str, object]) -> list[str]:
+        return [item["name"] for item in page["items"]]  # type: ignore[attr-defined, index]
+
+    default = (await client.get(f"{url}/history", headers=who.headers)).json()
+    assert names(default) == [f"Versione {n}" for n in (4, 3, 2, 1, 0)]
+    assert "continuationToken" not in default
+
+    seen: list[str] = []
+    query = "limit=2"
+    while True:
+        response = await client.get(f"{url}/history?{query}", headers=who.headers)
+        assert response.status_code == 200
+        page = response.json()
+        assert_conforms(page, "CmsServiceHistory")
+        seen += names(page)
+        if "continuationToken" not in page:
+            break
+        query = f"limit=2&continuationToken={page['continuationToken']}"
+    assert seen == names(default)
+
+    ascending = (await client.get(f"{url}/history?order=ASC&limit=3", headers=who.headers)).json()
+    assert names(ascending) == ["Versione 0", "Versione 1", "Versione 2"]
+    following = await client.get(
+        f"{url}/history?order=ASC&continuationToken={ascending['continuationToken']}",
+        headers=who.headers,
+    )
+    assert names(following.json()) == ["Versione 3", "Versione 4"]
+
+    for query in ("continuationToken=garbage", "limit=0", "limit=101", "order=SIDEWAYS"):
+        response = await client.get(f"{url}/history?{query}", headers=who.headers)
+        assert response.status_code == 400, query
+        assert_conforms(response.json(), "ProblemJson")
