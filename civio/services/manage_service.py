@@ -483,9 +483,12 @@ def _token(entry_id: int) -> str:
 def _after(token: str) -> int:
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
-        if not raw.startswith("h") or not raw[1:].isdigit():
+        if not raw.startswith("h") or not raw[1:].isascii() or not raw[1:].isdigit():
             raise ValueError(raw)
-        return int(raw[1:])
+        entry_id = int(raw[1:])
+        if entry_id >= 2**63:  # not an id of a bigint column, and PostgreSQL would refuse it
+            raise ValueError(raw)
+        return entry_id
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raise Problem(
             400,

@@ -117,7 +117,8 @@ async def list_services(
     session: Session,
     # IO validates with an exclusive upper bound: 100 is refused although documented.
     limit: Annotated[int, Query(ge=1, le=99, description="1..99 (IO refuses 100).")] = 20,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    # IO sets no upper bound; this one only keeps the value inside PostgreSQL's OFFSET.
+    offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
 ) -> CmsServicePagination:
     """The owner's services (deleted ones aside) with their lifecycle status."""
     return await manage_service.list_services(session, caller.owner_id, limit=limit, offset=offset)

@@ -145,7 +145,14 @@ async def test_history_pages_with_a_continuation_token(
     )
     assert names(following.json()) == ["Versione 3", "Versione 4"]
 
-    for query in ("continuationToken=garbage", "limit=0", "limit=101", "order=SIDEWAYS"):
+    huge = base64.urlsafe_b64encode(b"h" + b"9" * 30).decode()
+    for query in (
+        "continuationToken=garbage",
+        f"continuationToken={huge}",
+        "limit=0",
+        "limit=101",
+        "order=SIDEWAYS",
+    ):
         response = await client.get(f"{url}/history?{query}", headers=who.headers)
         assert response.status_code == 400, query
         assert_conforms(response.json(), "ProblemJson")

@@ -149,6 +149,11 @@ async def test_reviews_need_a_decision_flag_and_a_known_service(
     ).status_code == 404
     # An operator can only decide on what waits for a decision.
     assert (await approve(client, sid)).status_code == 409
+    rejected = await client.post(f"/admin/v1/services/{sid}/reject", headers=ADMIN)
+    assert rejected.status_code == 409
+    assert (await client.get(f"{MANAGE}/services/{sid}", headers=who.headers)).json()["status"] == {
+        "value": "draft"
+    }
 
 
 async def test_editing_a_published_service_keeps_the_released_version_live(
