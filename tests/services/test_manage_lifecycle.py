@@ -41,6 +41,7 @@ async def test_the_whole_lifecycle(
     assert_conforms(shown.json(), "CmsServiceLifecycle")
     edited = await client.put(url, json=payload(name="Elezioni"), headers=who.headers)
     assert edited.status_code == 200
+    assert_conforms(edited.json(), "CmsServiceLifecycle")
     assert edited.json()["name"] == "Elezioni"
     assert edited.json()["status"]["value"] == "draft"
 
