@@ -31,61 +31,42 @@ this surface, ``routes_manage``).
 
 from __future__ import annotations
 
-import base64
-import binascii
 import copy
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal, cast
+from typing import Literal, cast
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from civio.core.crypto import CryptoError, KeyRing
+from civio.core.crypto import KeyRing
 from civio.core.ids import new_ulid
 from civio.core.problems import Problem, forbidden
 from civio.core.types import format_timestamp
-from civio.services import lifecycle, logos, topics
+from civio.services import history as service_history
+from civio.services import lifecycle, logos, sealed_keys, topics
+from civio.services.copies import (
+    apply_to_live,
+    data_out,
+    derived_copy,
+    publication_of,
+    working_copy,
+)
 from civio.services.groups import SANDBOX_GROUPS
 from civio.services.lifecycle import Action, LifecycleStatus, PublicationStatus
-from civio.services.manage_models import (
-    SealedServiceKeys,
-    ServiceHistoryEntry,
-    ServiceLifecycle,
-    ServiceLogo,
-)
+from civio.services.manage_models import ServiceLifecycle, ServiceLogo
 from civio.services.manage_schemas import (
     CmsPaginationResultSet,
     CmsServiceHistory,
-    CmsServiceHistoryItem,
     CmsServiceLifecycle,
     CmsServicePagination,
     CmsServicePayload,
     CmsServicePublication,
     CmsSubscriptionKeys,
-    service_data,
 )
 from civio.services.models import Service
 from civio.services.service import KeyName, hash_key, new_subscription_key
-
-# Metadata fields of IO's CmsServiceBaseMetadata (scope aside), kept on both copies.
-METADATA_FIELDS = (
-    "web_url",
-    "app_ios",
-    "app_android",
-    "tos_url",
-    "privacy_url",
-    "address",
-    "phone",
-    "email",
-    "pec",
-    "cta",
-    "token_name",
-    "support_url",
-)
-# Metadata only an operator sets on the live row; a release keeps them.
-OPERATOR_METADATA = ("category", "custom_special_flow")
 
 
 @dataclass(frozen=True)
@@ -103,90 +84,6 @@ def now() -> datetime:
 
 def not_found(service_id: str) -> Problem:
     return Problem(404, "Not found", f"No service with id {service_id}.")
-
-
-# --- the two copies -------------------------------------------------------------------------
-
-
-def working_copy(payload: CmsServicePayload, sandbox_fiscal_code: str) -> dict[str, Any]:
-    """The payload as stored: the sandbox fiscal code always among the recipients (IO)."""
-    data = payload.model_dump(exclude_none=True)
-    data["authorized_recipients"] = list(
-        dict.fromkeys([sandbox_fiscal_code, *payload.authorized_recipients])
-    )
-    return data
-
-
-def derived_copy(service: Service) -> dict[str, Any]:
-    """The live row in the CMS shape (for a service without a working copy, and for the
-    released version ``GET …/release`` shows)."""
-    stored = service.service_metadata or {}
-    metadata: dict[str, Any] = {"scope": "LOCAL" if stored.get("scope") == "LOCAL" else "NATIONAL"}
-    if isinstance(stored.get("topic_id"), int):
-        metadata["topic_id"] = stored["topic_id"]
-    metadata |= {
-        k: stored[k] for k in METADATA_FIELDS if isinstance(stored.get(k), str) and stored[k]
-    }
-    description = stored.get("description")
-    organization: dict[str, Any] = {
-        "name": service.organization_name,
-        "fiscal_code": service.organization_fiscal_code,
-    }
-    if service.department_name:
-        organization["department_name"] = service.department_name
-    return {
-        "name": service.service_name,
-        "description": description if isinstance(description, str) and description else "-",
-        "organization": organization,
-        "require_secure_channel": service.require_secure_channels,
-        "authorized_recipients": list(service.authorized_recipients),
-        "authorized_cidrs": list(service.authorized_cidrs),
-        "max_allowed_payment_amount": service.max_allowed_payment_amount,
-        "metadata": metadata,
-    }
-
-
-def apply_to_live(service: Service, data: dict[str, Any]) -> None:
-    """IO's CMS → service mapping: name → service_name, description →
-    service_metadata.description, organization.*, require_secure_channel →
-    require_secure_channels; the operator's category stays as it was."""
-    organization = data["organization"]
-    metadata = dict(data["metadata"])
-    kept = {k: v for k, v in (service.service_metadata or {}).items() if k in OPERATOR_METADATA}
-    service.service_name = data["name"]
-    service.organization_name = organization["name"]
-    service.organization_fiscal_code = organization["fiscal_code"]
-    service.department_name = organization.get("department_name") or "-"
-    service.require_secure_channels = data["require_secure_channel"]
-    service.authorized_recipients = list(data["authorized_recipients"])
-    service.authorized_cidrs = list(data["authorized_cidrs"])
-    service.max_allowed_payment_amount = data["max_allowed_payment_amount"]
-    service.service_metadata = {
-        "category": "STANDARD",
-        **kept,
-        **metadata,
-        "description": data["description"],
-    }
-    service.category = service.service_metadata["category"]
-    service.version += 1
-
-
-def _metadata_out(metadata: dict[str, Any]) -> dict[str, Any]:
-    shown = {k: v for k, v in metadata.items() if k != "topic_id"}
-    topic = topics.topic(metadata.get("topic_id"))
-    if topic is not None:
-        shown["topic"] = topic.model_dump()
-    return shown
-
-
-def _data_out(data: dict[str, Any]) -> dict[str, Any]:
-    shown = copy.deepcopy(service_data(data))
-    shown["metadata"] = _metadata_out(shown.get("metadata", {"scope": "NATIONAL"}))
-    return shown
-
-
-def publication_of(service: Service) -> PublicationStatus:
-    return "published" if service.is_visible else "unpublished"
 
 
 # --- loading, with IO's ownership rule ----------------------------------------------------
@@ -240,22 +137,15 @@ async def _load(session: AsyncSession, owner_id: str, service_id: str, *, lock: 
 def _record(
     session: AsyncSession,
     managed: Managed,
-    kind: Literal["lifecycle", "publication"],
+    kind: service_history.Kind,
     value: str,
     at: datetime,
     *,
     reason: str | None = None,
 ) -> None:
     data = managed.state.data if kind == "lifecycle" else derived_copy(managed.service)
-    session.add(
-        ServiceHistoryEntry(
-            service_id=managed.service.service_id,
-            kind=kind,
-            value=value,
-            reason=reason,
-            data=copy.deepcopy(data),
-            recorded_at=at,
-        )
+    service_history.record(
+        session, managed.service.service_id, kind, value, data, at, reason=reason
     )
 
 
@@ -290,7 +180,7 @@ def lifecycle_out(managed: Managed) -> CmsServiceLifecycle:
             "id": managed.service.service_id,
             "status": {"value": managed.state.status, "reason": managed.state.reason},
             "last_update": format_timestamp(managed.state.updated_at),
-            **_data_out(managed.state.data),
+            **data_out(managed.state.data),
         }
     )
 
@@ -338,13 +228,8 @@ async def create(
     apply_to_live(service, data)
     session.add(service)
     await session.flush()
-    session.add(
-        SealedServiceKeys(
-            service_id=service_id,
-            primary_sealed=_seal(platform.keyring, service_id, "primary", primary),
-            secondary_sealed=_seal(platform.keyring, service_id, "secondary", secondary),
-        )
-    )
+    await sealed_keys.store(session, service_id, "primary", primary, platform.keyring)
+    await sealed_keys.store(session, service_id, "secondary", secondary, platform.keyring)
     at = now()
     state = ServiceLifecycle(
         service_id=service_id,
@@ -468,33 +353,12 @@ async def publication(
             "id": service.service_id,
             "status": publication_of(service),
             "last_update": format_timestamp(service.updated_at),
-            **_data_out(derived_copy(service)),
+            **data_out(derived_copy(service)),
         }
     )
 
 
-# --- history ---------------------------------------------------------------------------------
-
-
-def _token(entry_id: int) -> str:
-    return base64.urlsafe_b64encode(f"h{entry_id}".encode()).decode().rstrip("=")
-
-
-def _after(token: str) -> int:
-    try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
-        if not raw.startswith("h") or not raw[1:].isascii() or not raw[1:].isdigit():
-            raise ValueError(raw)
-        entry_id = int(raw[1:])
-        if entry_id >= 2**63:  # not an id of a bigint column, and PostgreSQL would refuse it
-            raise ValueError(raw)
-        return entry_id
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise Problem(
-            400,
-            "Invalid continuationToken",
-            "The continuationToken is not one this API returned.",
-        ) from None
+# --- history, keys and logo -----------------------------------------------------------------
 
 
 async def history(
@@ -506,57 +370,10 @@ async def history(
     limit: int,
     continuation_token: str | None,
 ) -> CmsServiceHistory:
-    """Every lifecycle and publication change, newest first by default; a page ends with a
-    ``continuationToken`` when more items follow."""
+    """Every lifecycle and publication change, newest first by default."""
     await _load(session, owner_id, service_id, lock=False)
-    query = select(ServiceHistoryEntry).where(ServiceHistoryEntry.service_id == service_id)
-    if continuation_token is not None:
-        after = _after(continuation_token)
-        query = query.where(
-            ServiceHistoryEntry.id < after if order == "DESC" else ServiceHistoryEntry.id > after
-        )
-    key = ServiceHistoryEntry.id.desc() if order == "DESC" else ServiceHistoryEntry.id.asc()
-    entries = list((await session.scalars(query.order_by(key).limit(limit + 1))).all())
-    more = len(entries) > limit
-    entries = entries[:limit]
-    items = [
-        CmsServiceHistoryItem.model_validate(
-            {
-                "id": service_id,
-                "status": {"kind": e.kind, "value": e.value, "reason": e.reason},
-                "last_update": format_timestamp(e.recorded_at),
-                **_data_out(e.data),
-            }
-        )
-        for e in entries
-    ]
-    return CmsServiceHistory(
-        continuationToken=_token(entries[-1].id) if more and entries else None, items=items
-    )
-
-
-# --- keys and logo ---------------------------------------------------------------------------
-
-
-def _seal(keyring: KeyRing, service_id: str, which: KeyName, key: str) -> bytes:
-    return keyring.seal_service_secret(f"{service_id}/{which}-key", key.encode())
-
-
-def _open(keyring: KeyRing, service_id: str, which: KeyName, sealed: bytes | None) -> str | None:
-    if sealed is None:
-        return None
-    try:
-        return keyring.open_service_secret(f"{service_id}/{which}-key", sealed).decode()
-    except CryptoError:
-        return None
-
-
-def _unretrievable(service_id: str) -> Problem:
-    return Problem(
-        409,
-        "Keys not retrievable",
-        f"Service {service_id} has a key that civio keeps only as a digest (it was shown "
-        "when the operator tools created it): regenerate it to read it here.",
+    return await service_history.page(
+        session, service_id, order=order, limit=limit, continuation_token=continuation_token
     )
 
 
@@ -564,12 +381,7 @@ async def keys(
     session: AsyncSession, owner_id: str, service_id: str, keyring: KeyRing
 ) -> CmsSubscriptionKeys:
     await _load(session, owner_id, service_id, lock=False)
-    sealed = await session.get(SealedServiceKeys, service_id)
-    primary = _open(keyring, service_id, "primary", sealed.primary_sealed if sealed else None)
-    secondary = _open(keyring, service_id, "secondary", sealed.secondary_sealed if sealed else None)
-    if primary is None or secondary is None:
-        raise _unretrievable(service_id)
-    return CmsSubscriptionKeys(primary_key=primary, secondary_key=secondary)
+    return await sealed_keys.pair(session, service_id, keyring)
 
 
 async def regenerate_key(
@@ -577,30 +389,20 @@ async def regenerate_key(
 ) -> CmsSubscriptionKeys:
     """A new key of that type; the other keeps working and is shown too, as IO does.
 
-    A service of the operator tools has keys civio keeps only as digests (they were shown
-    once). IO's answer needs both keys, so there the other key is replaced as well: the
-    owner asked for a usable pair through this API, and afterwards both are readable here.
+    A key generated by the operator tools may have no readable copy (``sealed_keys``). IO's
+    answer needs both keys, so there the other key is replaced as well: the owner asked for
+    a usable pair through this API, and afterwards both are readable here.
     """
-    await _load(session, owner_id, service_id, lock=True)
-    service = await session.get_one(Service, service_id)
-    sealed = await session.get(SealedServiceKeys, service_id, with_for_update=True)
-    if sealed is None:
-        sealed = SealedServiceKeys(service_id=service_id)
-        session.add(sealed)
+    managed = await _load(session, owner_id, service_id, lock=True)
     other: KeyName = "secondary" if which == "primary" else "primary"
-    other_key = _open(keyring, service_id, other, getattr(sealed, f"{other}_sealed"))
-    key = new_subscription_key()
-    setattr(service, f"{which}_key_hash", hash_key(key))
-    setattr(sealed, f"{which}_sealed", _seal(keyring, service_id, which, key))
-    await session.flush()
-    if other_key is None:
-        # The new key is in force and readable from now on; the other is not, and the answer
-        # needs both, so it is replaced as well rather than left unreadable.
-        other_key = new_subscription_key()
-        setattr(service, f"{other}_key_hash", hash_key(other_key))
-        setattr(sealed, f"{other}_sealed", _seal(keyring, service_id, other, other_key))
-        await session.flush()
-    pair = {which: key, other: other_key}
+    readable = await sealed_keys.read(session, service_id, keyring)
+    fresh = {which: new_subscription_key()}
+    if other not in readable:
+        fresh[other] = new_subscription_key()
+    for name, key in fresh.items():
+        setattr(managed.service, f"{name}_key_hash", hash_key(key))
+        await sealed_keys.store(session, service_id, name, key, keyring)
+    pair = readable | fresh
     return CmsSubscriptionKeys(primary_key=pair["primary"], secondary_key=pair["secondary"])
 
 
@@ -632,15 +434,13 @@ async def check_operator_visibility(session: AsyncSession, service: Service) -> 
 
 def record_operator_publication(session: AsyncSession, service: Service) -> None:
     """After the operator tools changed a service's visibility: its history says so."""
-    session.add(
-        ServiceHistoryEntry(
-            service_id=service.service_id,
-            kind="publication",
-            value=publication_of(service),
-            reason=None,
-            data=derived_copy(service),
-            recorded_at=now(),
-        )
+    service_history.record(
+        session,
+        service.service_id,
+        "publication",
+        publication_of(service),
+        derived_copy(service),
+        now(),
     )
 
 
