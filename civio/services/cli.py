@@ -146,6 +146,7 @@ def create(
                 payload,
                 sandbox_fiscal_code=settings.sandbox_fiscal_code,
                 callback_policy=CallbackPolicy.of(runtime),
+                keyring=runtime.keyring,
             )
             for draft in drafts:
                 # TODO(merge): the model's messages become the service's templates, in this
@@ -292,7 +293,7 @@ def regenerate(
 
     async def work(runtime: Runtime) -> ServiceWithSubscriptionKeys:
         async with transaction(runtime.sessions) as session:
-            return await service.regenerate_key(session, service_id, key)
+            return await service.regenerate_key(session, service_id, key, runtime.keyring)
 
     emit(run_with_runtime(settings_with(database_url), work), as_json, title="key regenerated")
 

@@ -72,6 +72,7 @@ async def create_service(
         payload,
         sandbox_fiscal_code=runtime.settings.sandbox_fiscal_code,
         callback_policy=CallbackPolicy.of(runtime),
+        keyring=runtime.keyring,
     )
 
 
@@ -127,9 +128,11 @@ async def revoke_groups(
     response_model_exclude_none=True,
 )
 async def regenerate_key(
-    service_id: str, which: Literal["primary", "secondary"], session: Session
+    request: Request, service_id: str, which: Literal["primary", "secondary"], session: Session
 ) -> ServiceWithSubscriptionKeys:
-    return await service.regenerate_key(session, service_id, which)
+    return await service.regenerate_key(
+        session, service_id, which, keyring=get_runtime(request).keyring
+    )
 
 
 @router.put(

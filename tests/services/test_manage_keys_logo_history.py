@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from civio.core.config import Settings
 from civio.services.manage_models import ServiceLogo
-from tests.factories import Factory, valid_message
+from tests.factories import ADMIN, Factory, valid_message
 from tests.services.manage_support import (
     MANAGE,
     assert_conforms,
@@ -156,3 +156,35 @@ async def test_history_pages_with_a_continuation_token(
         response = await client.get(f"{url}/history?{query}", headers=who.headers)
         assert response.status_code == 400, query
         assert_conforms(response.json(), "ProblemJson")
+
+
+async def test_keys_the_operator_generates_are_readable_and_never_stale(
+    client: httpx.AsyncClient, factory: Factory
+) -> None:
+    who = await manager(factory)
+    sid = (await create(client, who))["id"]
+    renewed = await client.put(f"/admin/v1/services/{sid}/keys/primary", headers=ADMIN)
+    assert renewed.status_code == 200
+    shown = (await client.get(f"{MANAGE}/services/{sid}/keys", headers=who.headers)).json()
+    assert shown["primary_key"] == renewed.json()["primary_key"]
+
+    email = f"ente-{uuid.uuid4().hex[:12]}@example.it"
+    owner = await manager(factory, email=email)
+    created = await client.post(
+        "/admin/v1/services",
+        json={
+            "name": "Tributi",
+            "organization_name": "Comune di Prova",
+            "organization_fiscal_code": "01234567890",
+            "owner_email": email,
+        },
+        headers=ADMIN,
+    )
+    assert created.status_code == 201, created.text
+    keys = await client.get(
+        f"{MANAGE}/services/{created.json()['service_id']}/keys", headers=owner.headers
+    )
+    assert keys.json() == {
+        "primary_key": created.json()["primary_key"],
+        "secondary_key": created.json()["secondary_key"],
+    }
