@@ -188,3 +188,24 @@ async def test_keys_the_operator_generates_are_readable_and_never_stale(
         "primary_key": created.json()["primary_key"],
         "secondary_key": created.json()["secondary_key"],
     }
+
+
+async def test_messages_flow_whatever_the_lifecycle(
+    client: httpx.AsyncClient, factory: Factory, settings: Settings
+) -> None:
+    who = await manager(factory)
+    sid = (await create(client, who))["id"]
+    keys = (await client.get(f"{MANAGE}/services/{sid}/keys", headers=who.headers)).json()
+    headers = {"Ocp-Apim-Subscription-Key": keys["primary_key"]}
+    await client.put(
+        f"{MANAGE}/services/{sid}/review", json={"auto_publish": False}, headers=who.headers
+    )
+    rejected = await client.post(f"/admin/v1/services/{sid}/reject", headers=ADMIN)
+    assert rejected.json()["status"]["value"] == "rejected"
+    assert (await client.delete(f"{MANAGE}/services/{sid}", headers=who.headers)).status_code == 204
+    sent = await client.post(
+        f"/api/v1/messages/{settings.sandbox_fiscal_code}",
+        json=valid_message(),
+        headers=headers,
+    )
+    assert sent.status_code == 201, sent.text
