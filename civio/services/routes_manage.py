@@ -5,6 +5,11 @@ manage keys only (``owners``): an unknown key is 401; a service key is 403 ``You
 allowed here``, as IO answers a subscription that is not a ``MANAGE-`` one. A manage key
 counts against its owner's rate limit like the owner's service keys. The rules are in
 ``manage_service``; these handlers parse, authenticate and delegate.
+
+Two choices where IO's gateway decides by APIM groups and products: holding a manage key is
+the permission (IO also wants the key's user in ``ApiServiceWrite``; civio's owners have no
+groups, the operator grants the key itself), and the topic list takes the manage key like
+the rest of this surface, where IO accepts any subscription key.
 """
 
 from __future__ import annotations
