@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal, cast
 
+import structlog
 from sqlalchemy import func, or_, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -67,6 +68,8 @@ from civio.services.manage_schemas import (
 )
 from civio.services.models import Service
 from civio.services.service import KeyName, hash_key, new_subscription_key
+
+log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True)
@@ -459,15 +462,18 @@ async def decide(
     was asked for, otherwise keeping its publication state (``lifecycle.released_status``).
     A rejection keeps its reason, shown in ``status.reason`` and in the history.
     """
+    if "\x00" in service_id:
+        raise not_found(service_id)
     service = await session.scalar(
         select(Service).where(Service.service_id == service_id).with_for_update()
     )
-    if service is None or "\x00" in service_id:
+    if service is None:
         raise not_found(service_id)
     managed = await _load(session, service.owner_id, service_id, lock=True)
     if verdict == "reject":
         _transition(session, managed, "reject", reason=reason)
         await session.flush()
+        log.info("services.review.rejected", service_id=service_id)
         return lifecycle_out(managed)
     lifecycle.next_status(managed.status, "approve")
     data = copy.deepcopy(managed.state.data)
@@ -481,4 +487,5 @@ async def decide(
     _set_publication(session, managed, target, at)
     managed.service.updated_at = at
     await session.flush()
+    log.info("services.review.approved", service_id=service_id, publication=target)
     return lifecycle_out(managed)

@@ -7,7 +7,8 @@ import uuid
 import httpx
 
 from civio.core.config import Settings
-from tests.factories import Factory, valid_message
+from civio.core.runtime import Runtime
+from tests.factories import Factory, client_with, valid_message
 from tests.services.manage_support import MANAGE, assert_conforms, create, manager, payload
 
 
@@ -128,3 +129,18 @@ async def test_topics_are_io_topics(client: httpx.AsyncClient, factory: Factory)
         assert topics[0] == "Altro"
         assert topics[12] == "Servizi elettorali"
         assert topics[17] == "Salute"
+
+
+async def test_a_manage_key_counts_against_its_owner_rate_limit(
+    settings: Settings, runtime: Runtime, factory: Factory
+) -> None:
+    who = await manager(factory)
+    tight = settings.model_copy(update={"rate_limit_calls": 2})
+    async with client_with(tight, runtime) as client:
+        for _ in range(2):
+            allowed = await client.get(f"{MANAGE}/services", headers=who.headers)
+            assert allowed.status_code == 200
+        refused = await client.get(f"{MANAGE}/services", headers=who.headers)
+    assert refused.status_code == 429
+    assert refused.headers["x-rate-limit-remaining"] == "0"
+    assert int(refused.headers["Retry-After"]) >= 1
