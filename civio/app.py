@@ -50,6 +50,7 @@ from civio.profiles.routes_pa import router as profiles_pa
 from civio.servicemodels.catalogue import all_models as service_models
 from civio.servicemodels.routes import router as service_models_pa
 from civio.services.gateway import KEY_HEADER, Gateway, unauthorized
+from civio.services.routes_admin import owners_router as owners_admin
 from civio.services.routes_admin import require_admin
 from civio.services.routes_admin import router as services_admin
 from civio.services.routes_manage import router as services_manage
@@ -201,6 +202,7 @@ def create_app(
     pa.include_router(service_models_pa)
     app.include_router(pa)
     app.include_router(services_admin, prefix=ADMIN_PREFIX)
+    app.include_router(owners_admin, prefix=ADMIN_PREFIX)
     app.include_router(auth_citizen)
     app.include_router(auth_oidc)
     app.include_router(profiles_citizen)

@@ -15,6 +15,7 @@ from civio.core.types import (
     NoControlOrBidi,
     OrganizationFiscalCode,
 )
+from civio.services.schemas import Email
 
 MAX_PAYMENT_AMOUNT = 9_999_999_999
 
@@ -154,6 +155,10 @@ class OwnerWithManageKeys(BaseModel):
     email: str
     primary_key: str | None = None
     secondary_key: str | None = None
+
+
+class OwnerCreate(IOModel):
+    email: Email
 
 
 class ReviewDecision(IOModel):

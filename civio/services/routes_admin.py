@@ -14,9 +14,14 @@ from civio.callbacks.schemas import CallbackEventList, CallbackStatus
 from civio.callbacks.service import CallbackPolicy, recent_events
 from civio.core.problems import Problem, problem_responses
 from civio.core.runtime import failure_throttle, get_runtime, session_dependency
-from civio.services import manage_service, service
+from civio.services import manage_service, owners, service
 from civio.services.gateway import get_gateway
-from civio.services.manage_schemas import CmsServiceLifecycle, ReviewDecision
+from civio.services.manage_schemas import (
+    CmsServiceLifecycle,
+    OwnerCreate,
+    OwnerWithManageKeys,
+    ReviewDecision,
+)
 from civio.services.schemas import (
     GroupsPayload,
     ServiceCreate,
@@ -210,3 +215,31 @@ async def reject_service(
         _platform(request),
         reason=decision.reason if decision else None,
     )
+
+
+owners_router = APIRouter(
+    prefix="/owners",
+    tags=["admin"],
+    dependencies=[Depends(require_admin)],
+    responses=problem_responses(400, 401, 404, 409, 429),
+)
+
+
+@owners_router.post(
+    "", status_code=201, response_model=OwnerWithManageKeys, response_model_exclude_none=True
+)
+async def create_owner(payload: OwnerCreate, session: Session) -> OwnerWithManageKeys:
+    """An owner and its two manage keys, shown in this response only (``civio owner create``)."""
+    return await owners.create_owner(session, payload.email)
+
+
+@owners_router.put(
+    "/{owner_id}/keys/{which}",
+    response_model=OwnerWithManageKeys,
+    response_model_exclude_none=True,
+)
+async def regenerate_manage_key(
+    owner_id: str, which: Literal["primary", "secondary"], session: Session
+) -> OwnerWithManageKeys:
+    """Replace one manage key; the other keeps working."""
+    return await owners.regenerate_key(session, owner_id, which)

@@ -100,6 +100,7 @@ PATH_SAMPLES: dict[str, str] = {
     "model_id": "elezioni",
     "serviceId": "01JDXZ2T5G8Q4K7W3M6N9P1R2S",
     "keyType": "primary",
+    "owner_id": "01JDXZ2T5G8Q4K7W3M6N9P1R2S",
 }
 
 WEBSOCKET = "WEBSOCKET"

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from civio.cli import app
 from civio.core.config import Settings
+from tests.factories import ADMIN
 from tests.services.manage_support import MANAGE, Manager, assert_conforms, create, submit
 
 runner = CliRunner()
@@ -109,3 +110,29 @@ def rejected_payload(shown: dict[str, Any]) -> dict[str, Any]:
     metadata["topic_id"] = shown["metadata"]["topic"]["id"]
     body = {k: v for k, v in shown.items() if k not in ("id", "status", "last_update")}
     return body | {"metadata": metadata}
+
+
+async def test_the_admin_api_creates_owners_and_renews_their_keys(
+    client: httpx.AsyncClient,
+) -> None:
+    address = email()
+    created = await client.post("/admin/v1/owners", json={"email": address}, headers=ADMIN)
+    assert created.status_code == 201, created.text
+    owner = created.json()
+    assert owner["email"] == address
+    headers = {"Ocp-Apim-Subscription-Key": owner["primary_key"]}
+    assert (await client.get(f"{MANAGE}/services", headers=headers)).status_code == 200
+    again = await client.post("/admin/v1/owners", json={"email": address}, headers=ADMIN)
+    assert again.status_code == 409
+    bad = await client.post("/admin/v1/owners", json={"email": "nobody"}, headers=ADMIN)
+    assert bad.status_code == 400
+    renewed = await client.put(f"/admin/v1/owners/{owner['id']}/keys/primary", headers=ADMIN)
+    assert renewed.status_code == 200
+    assert set(renewed.json()) == {"id", "email", "primary_key"}
+    assert (await client.get(f"{MANAGE}/services", headers=headers)).status_code == 401
+    fresh = {"Ocp-Apim-Subscription-Key": renewed.json()["primary_key"]}
+    assert (await client.get(f"{MANAGE}/services", headers=fresh)).status_code == 200
+    unknown = await client.put(
+        "/admin/v1/owners/01JDXZ2T5G8Q4K7W3M6N9P1R2S/keys/primary", headers=ADMIN
+    )
+    assert unknown.status_code == 404
