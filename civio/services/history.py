@@ -60,7 +60,7 @@ def _after(token: str) -> int:
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raise Problem(
             400,
-            "Invalid continuationToken",
+            "Invalid 'continuationToken' supplied in request query",
             "The continuationToken is not one this API returned.",
         ) from None
 

@@ -84,8 +84,14 @@ def _platform(request: Request) -> manage_service.Platform:
     )
 
 
-def _titles(body: str | None = None, **params: str) -> dict[str, Any]:
-    extra: dict[str, Any] = {"x-civio-param-titles": params} if params else {}
+def _titles(body: str | None = None, *query: str) -> dict[str, Any]:
+    """IO's problem titles: ``Invalid <Type>`` for a body, and its optional-query-parameter
+    middleware's wording for a bad query parameter."""
+    extra: dict[str, Any] = {}
+    if query:
+        extra["x-civio-param-titles"] = {
+            name: f"Invalid '{name}' supplied in request query" for name in query
+        }
     if body is not None:
         extra["x-civio-body-title"] = body
     return extra
@@ -116,6 +122,7 @@ async def create_service(
     response_model=CmsServicePagination,
     response_model_exclude_none=True,
     responses=problem_responses(400),
+    openapi_extra=_titles(None, "limit", "offset"),
 )
 async def list_services(
     caller: Caller,
@@ -219,6 +226,7 @@ async def upload_logo(
     response_model=CmsServiceHistory,
     response_model_exclude_none=True,
     responses=problem_responses(400, 404),
+    openapi_extra=_titles(None, "order", "limit", "continuationToken"),
 )
 async def service_history(
     service_id: ServiceId,

@@ -96,6 +96,8 @@ async def test_the_list_pages_as_io_validates_it(
         response = await client.get(f"{MANAGE}/services?{query}", headers=who.headers)
         assert response.status_code == 400, query
         assert_conforms(response.json(), "ProblemJson")
+        name = query.split("=")[0]
+        assert response.json()["title"] == f"Invalid '{name}' supplied in request query"
 
 
 async def test_operator_services_are_listed_as_approved(
