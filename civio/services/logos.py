@@ -39,10 +39,13 @@ def resized_png(encoded: str) -> bytes:
         raise invalid("The logo must be a PNG image.") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise invalid("The logo is too large.") from None
-    image.thumbnail(LOGO_BOX)
-    fitted: Image.Image = image
-    if fitted.mode not in ("RGB", "RGBA", "L", "LA", "P"):
-        fitted = fitted.convert("RGBA")
-    out = io.BytesIO()
-    fitted.save(out, format="PNG", optimize=True)
+    try:
+        image.thumbnail(LOGO_BOX)
+        fitted: Image.Image = image
+        if fitted.mode not in ("RGB", "RGBA", "L", "LA", "P"):
+            fitted = fitted.convert("RGBA")
+        out = io.BytesIO()
+        fitted.save(out, format="PNG", optimize=True)
+    except (OSError, ValueError):
+        raise invalid(f"The logo's PNG colour mode ({image.mode}) is not supported.") from None
     return out.getvalue()

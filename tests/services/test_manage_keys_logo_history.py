@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import base64
 import io
+import struct
 import uuid
+import zlib
 
 import httpx
 from PIL import Image
@@ -73,6 +75,18 @@ async def test_operator_keys_become_readable_once_regenerated(
     assert renewed.json()["primary_key"] != sender.key
 
 
+def png_claiming(width: int, height: int) -> bytes:
+    """A PNG header announcing a canvas of that size, without its pixels (a small file that
+    would expand into gigabytes)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = zlib.crc32(kind + data) & 0xFFFFFFFF
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IEND", b"")
+
+
 async def test_a_logo_must_be_a_png_and_is_stored_resized(
     client: httpx.AsyncClient, factory: Factory
 ) -> None:
@@ -83,6 +97,7 @@ async def test_a_logo_must_be_a_png_and_is_stored_resized(
     Image.new("RGB", (10, 10)).save(jpeg, format="JPEG")
     for body in (
         {"logo": base64.b64encode(jpeg.getvalue()).decode()},
+        {"logo": base64.b64encode(png_claiming(100_000, 100_000)).decode()},
         {"logo": base64.b64encode(b"\x89PNG\r\n\x1a\n not really a png").decode()},
         {"logo": "not base64 !"},
         {"logo": ""},
