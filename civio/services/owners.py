@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from sqlalchemy import or_, select
+from sqlalchemy import or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from civio.core.ids import new_ulid
@@ -27,6 +27,10 @@ async def create_owner(session: AsyncSession, email: str) -> OwnerWithManageKeys
     """A new owner with its manage keys; an existing owner of that email (one the operator
     tools created with a service) gets its first manage keys. One that has them already is
     409: its keys are replaced only by ``regenerate_key``, on purpose."""
+    # Two concurrent creates for one address make one owner, not two.
+    await session.execute(
+        text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"civio.owner:{email}"}
+    )
     owner = await session.scalar(select(Owner).where(Owner.email == email).with_for_update())
     if owner is None:
         owner = Owner(id=new_ulid(), email=email)
