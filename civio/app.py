@@ -50,8 +50,10 @@ from civio.profiles.routes_pa import router as profiles_pa
 from civio.servicemodels.catalogue import all_models as service_models
 from civio.servicemodels.routes import router as service_models_pa
 from civio.services.gateway import KEY_HEADER, Gateway, unauthorized
+from civio.services.routes_admin import owners_router as owners_admin
 from civio.services.routes_admin import require_admin
 from civio.services.routes_admin import router as services_admin
+from civio.services.routes_manage import router as services_manage
 from civio.services.routes_pa import router as services_pa
 
 log = structlog.get_logger(__name__)
@@ -196,9 +198,11 @@ def create_app(
     pa.include_router(messages_pa)
     pa.include_router(profiles_pa)
     pa.include_router(services_pa)
+    pa.include_router(services_manage)
     pa.include_router(service_models_pa)
     app.include_router(pa)
     app.include_router(services_admin, prefix=ADMIN_PREFIX)
+    app.include_router(owners_admin, prefix=ADMIN_PREFIX)
     app.include_router(auth_citizen)
     app.include_router(auth_oidc)
     app.include_router(profiles_citizen)

@@ -1,4 +1,4 @@
-"""The ``civio`` command: serve, worker, db, service, service-model, citizen."""
+"""The ``civio`` command: serve, worker, db, service, owner, service-model, citizen."""
 
 from __future__ import annotations
 
@@ -29,6 +29,7 @@ from civio.profiles.cli import app as citizen_app
 from civio.servicemodels.cli import app as service_model_app
 from civio.services import service as services
 from civio.services.cli import app as service_app
+from civio.services.cli_owner import app as owner_app
 from civio.services.models import Service
 from civio.services.schemas import ServiceCreate
 
@@ -36,6 +37,7 @@ app = typer.Typer(help="civio — digital-citizenship platform.", no_args_is_hel
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(service_app, name="service")
+app.add_typer(owner_app, name="owner")
 app.add_typer(service_model_app, name="service-model")
 app.add_typer(citizen_app, name="citizen")
 

@@ -1,5 +1,9 @@
 """Catalogue queries: only visible services, and only the columns the catalogue shows.
 
+Visible means published: the management API keeps ``is_visible`` as a service's publication
+state (``civio.services.manage_service``), so a service is here only once an operator approved
+a version of it and it is published, and leaves the moment it is unpublished or deleted.
+
 Every query selects named columns instead of ``Service`` rows, so key digests, recipients,
 CIDRs, groups and payment limits are never even read by this module.
 

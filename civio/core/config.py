@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     master_key: str = ""
     admin_token: str = ""
     sandbox_fiscal_code: str = "AAAAAA00A00A000A"
+    # What the management API sets max_allowed_payment_amount to when an operator approves
+    # a service (IO's MAX_ALLOWED_PAYMENT_AMOUNT, euro cents).
+    max_allowed_payment_amount: int = Field(default=1_000_000, ge=0, le=9_999_999_999)
     trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
     # Gateway rate limit (IO's APIM default: 150 calls per 5 s per owner), one limit for

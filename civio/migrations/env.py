@@ -16,6 +16,7 @@ from civio.core.keys import DataKey  # noqa: F401
 from civio.messages import models as _messages  # noqa: F401
 from civio.notifications import models as _notifications  # noqa: F401
 from civio.profiles import models as _profiles  # noqa: F401
+from civio.services import manage_models as _manage  # noqa: F401
 from civio.services import models as _services  # noqa: F401
 
 MIGRATION_LOCK = 0x63697669  # "civi"

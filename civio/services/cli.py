@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import typer
@@ -24,7 +25,8 @@ from civio.core.problems import Problem
 from civio.core.runtime import Runtime
 from civio.servicemodels import service as service_models
 from civio.servicemodels.schemas import ServiceModel
-from civio.services import service
+from civio.services import manage_service, service
+from civio.services.manage_schemas import CmsServiceLifecycle
 from civio.services.schemas import (
     ServiceCreate,
     ServiceMetadata,
@@ -37,6 +39,11 @@ keys_app = typer.Typer(help="Subscription keys.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 callback_secret_app = typer.Typer(help="The callback signing secret.", no_args_is_help=True)
 app.add_typer(callback_secret_app, name="callback-secret")
+review_app = typer.Typer(
+    help="The operator's review of submitted services (the management API).",
+    no_args_is_help=True,
+)
+app.add_typer(review_app, name="review")
 
 Group = Annotated[list[str] | None, typer.Option("--group", help="Replaces the sandbox set.")]
 Recipient = Annotated[list[str] | None, typer.Option("--authorized-recipient")]
@@ -139,6 +146,7 @@ def create(
                 payload,
                 sandbox_fiscal_code=settings.sandbox_fiscal_code,
                 callback_policy=CallbackPolicy.of(runtime),
+                keyring=runtime.keyring,
             )
             for draft in drafts:
                 # TODO(merge): the model's messages become the service's templates, in this
@@ -285,7 +293,7 @@ def regenerate(
 
     async def work(runtime: Runtime) -> ServiceWithSubscriptionKeys:
         async with transaction(runtime.sessions) as session:
-            return await service.regenerate_key(session, service_id, key)
+            return await service.regenerate_key(session, service_id, key, runtime.keyring)
 
     emit(run_with_runtime(settings_with(database_url), work), as_json, title="key regenerated")
 
@@ -355,3 +363,61 @@ def callbacks(
         if event.last_error:
             line += f"  error={event.last_error}"
         typer.echo(line)
+
+
+ReasonOption = Annotated[
+    str | None, typer.Option("--reason", help="Why: shown to the owner in status and history.")
+]
+
+
+def _decide(
+    service_id: str,
+    verdict: Literal["approve", "reject"],
+    reason: str | None,
+    as_json: bool,
+    database_url: str | None,
+    data_dir: Path | None,
+) -> None:
+    if reason is not None and not reason.strip():
+        console.print("[red]error:[/red] --reason must not be empty")
+        raise typer.Exit(2)
+    settings = settings_with(database_url, data_dir)
+
+    async def work(runtime: Runtime) -> CmsServiceLifecycle:
+        platform = manage_service.Platform(
+            sandbox_fiscal_code=settings.sandbox_fiscal_code,
+            max_allowed_payment_amount=settings.max_allowed_payment_amount,
+            keyring=runtime.keyring,
+        )
+        async with transaction(runtime.sessions) as session:
+            return await manage_service.decide(
+                session, service_id, verdict, platform, reason=reason
+            )
+
+    title = "service approved" if verdict == "approve" else "service rejected"
+    emit(run_with_runtime(settings, work), as_json, title=title)
+
+
+@review_app.command("approve")
+def approve(
+    service_id: str,
+    reason: ReasonOption = None,
+    as_json: JsonOption = False,
+    database_url: DatabaseUrlOption = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Approve a submitted service: it is released, and published if its owner asked for
+    auto_publish; its payment maximum becomes CIVIO_MAX_ALLOWED_PAYMENT_AMOUNT."""
+    _decide(service_id, "approve", reason, as_json, database_url, data_dir)
+
+
+@review_app.command("reject")
+def reject(
+    service_id: str,
+    reason: ReasonOption = None,
+    as_json: JsonOption = False,
+    database_url: DatabaseUrlOption = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Reject a submitted service; the owner edits it before asking for review again."""
+    _decide(service_id, "reject", reason, as_json, database_url, data_dir)

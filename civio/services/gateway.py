@@ -172,6 +172,36 @@ def unauthorized(detail: str) -> Problem:
     return Problem(401, "Access denied", detail, headers={"WWW-Authenticate": KEY_HEADER})
 
 
+async def enforce_rate_limit(
+    gateway: Gateway, owner_id: str, limit: int, response: Response
+) -> None:
+    """One call against the owner's shared window: 429 (with IO's headers) when it is spent,
+    503 when the counter cannot be reached; the remaining calls go on the response."""
+    try:
+        verdict = await gateway.limiter.hit(owner_id, limit)
+    except StoreUnavailable:
+        log.warning("gateway.rate_limit.store_unavailable", owner_id=owner_id)
+        raise Problem(
+            503,
+            "Service unavailable",
+            "The rate limit cannot be checked at the moment. Try again shortly.",
+            headers={"Retry-After": "1"},
+        ) from None
+    retry = str(max(1, math.ceil(verdict.reset_seconds)))
+    if not verdict.allowed:
+        raise Problem(
+            429,
+            "Too many requests",
+            f"Rate limit is exceeded. Try again in {retry} seconds.",
+            headers={
+                "Retry-After": retry,
+                "x-rate-limit-remaining": "0",
+                "x-rate-limit-retry-after": retry,
+            },
+        )
+    response.headers["x-rate-limit-remaining"] = str(verdict.remaining)
+
+
 def require_groups(*allowed: str) -> Callable[[Request, Response], Coroutine[Any, Any, Caller]]:
     """Dependency: authenticate the key, rate-limit its owner, check the endpoint's groups."""
     allowed_set = frozenset(allowed)
@@ -189,29 +219,7 @@ def require_groups(*allowed: str) -> Callable[[Request, Response], Coroutine[Any
             raise unauthorized("Access denied due to invalid subscription key.")
         limit = gateway.rate_limit_for(service)
         if limit is not None:
-            try:
-                verdict = await gateway.limiter.hit(service.owner_id, limit)
-            except StoreUnavailable:
-                log.warning("gateway.rate_limit.store_unavailable", owner_id=service.owner_id)
-                raise Problem(
-                    503,
-                    "Service unavailable",
-                    "The rate limit cannot be checked at the moment. Try again shortly.",
-                    headers={"Retry-After": "1"},
-                ) from None
-            retry = str(max(1, math.ceil(verdict.reset_seconds)))
-            if not verdict.allowed:
-                raise Problem(
-                    429,
-                    "Too many requests",
-                    f"Rate limit is exceeded. Try again in {retry} seconds.",
-                    headers={
-                        "Retry-After": retry,
-                        "x-rate-limit-remaining": "0",
-                        "x-rate-limit-retry-after": retry,
-                    },
-                )
-            response.headers["x-rate-limit-remaining"] = str(verdict.remaining)
+            await enforce_rate_limit(gateway, service.owner_id, limit, response)
         if not service.groups & frozenset(KNOWN_GROUPS) - {"ApiNoRateLimit", "ApiRateLimit250"}:
             raise forbidden(
                 "You are not part of any valid scope, you should ask the administrator to "

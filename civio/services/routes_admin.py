@@ -14,8 +14,14 @@ from civio.callbacks.schemas import CallbackEventList, CallbackStatus
 from civio.callbacks.service import CallbackPolicy, recent_events
 from civio.core.problems import Problem, problem_responses
 from civio.core.runtime import failure_throttle, get_runtime, session_dependency
-from civio.services import service
+from civio.services import manage_service, owners, service
 from civio.services.gateway import get_gateway
+from civio.services.manage_schemas import (
+    CmsServiceLifecycle,
+    OwnerCreate,
+    OwnerWithManageKeys,
+    ReviewDecision,
+)
 from civio.services.schemas import (
     GroupsPayload,
     ServiceCreate,
@@ -71,6 +77,7 @@ async def create_service(
         payload,
         sandbox_fiscal_code=runtime.settings.sandbox_fiscal_code,
         callback_policy=CallbackPolicy.of(runtime),
+        keyring=runtime.keyring,
     )
 
 
@@ -126,9 +133,11 @@ async def revoke_groups(
     response_model_exclude_none=True,
 )
 async def regenerate_key(
-    service_id: str, which: Literal["primary", "secondary"], session: Session
+    request: Request, service_id: str, which: Literal["primary", "secondary"], session: Session
 ) -> ServiceWithSubscriptionKeys:
-    return await service.regenerate_key(session, service_id, which)
+    return await service.regenerate_key(
+        session, service_id, which, keyring=get_runtime(request).keyring
+    )
 
 
 @router.put(
@@ -158,3 +167,79 @@ async def list_callbacks(
     """The service's most recent callback events, newest first, with their outcome."""
     await service.get_service(session, service_id)
     return await recent_events(session, service_id, status=status, limit=limit)
+
+
+def _platform(request: Request) -> manage_service.Platform:
+    runtime = get_runtime(request)
+    return manage_service.Platform(
+        sandbox_fiscal_code=runtime.settings.sandbox_fiscal_code,
+        max_allowed_payment_amount=runtime.settings.max_allowed_payment_amount,
+        keyring=runtime.keyring,
+    )
+
+
+@router.post(
+    "/{service_id}/approve",
+    response_model=CmsServiceLifecycle,
+    response_model_exclude_none=True,
+    responses=problem_responses(409),
+)
+async def approve_service(
+    request: Request, service_id: str, session: Session, decision: ReviewDecision | None = None
+) -> CmsServiceLifecycle:
+    """Approve a submitted service: it is released (published if its owner asked for
+    ``auto_publish``), its payment maximum set to CIVIO_MAX_ALLOWED_PAYMENT_AMOUNT."""
+    return await manage_service.decide(
+        session,
+        service_id,
+        "approve",
+        _platform(request),
+        reason=decision.reason if decision else None,
+    )
+
+
+@router.post(
+    "/{service_id}/reject",
+    response_model=CmsServiceLifecycle,
+    response_model_exclude_none=True,
+    responses=problem_responses(409),
+)
+async def reject_service(
+    request: Request, service_id: str, session: Session, decision: ReviewDecision | None = None
+) -> CmsServiceLifecycle:
+    """Reject a submitted service; the reason is shown to its owner (status and history)."""
+    return await manage_service.decide(
+        session,
+        service_id,
+        "reject",
+        _platform(request),
+        reason=decision.reason if decision else None,
+    )
+
+
+owners_router = APIRouter(
+    prefix="/owners",
+    tags=["admin"],
+    dependencies=[Depends(require_admin)],
+    responses=problem_responses(400, 401, 404, 409, 429),
+)
+
+
+@owners_router.post(
+    "", status_code=201, response_model=OwnerWithManageKeys, response_model_exclude_none=True
+)
+async def create_owner(payload: OwnerCreate, session: Session) -> OwnerWithManageKeys:
+    """An owner and its two manage keys, shown in this response only (``civio owner create``)."""
+    return await owners.create_owner(session, payload.email)
+
+
+@owners_router.put(
+    "/{owner_id}/keys/{which}",
+    response_model=OwnerWithManageKeys,
+    response_model_exclude_none=True,
+)
+async def regenerate_manage_key(
+    owner_id: str, which: Literal["primary", "secondary"], session: Session
+) -> OwnerWithManageKeys:
+    """Replace one manage key; the other keeps working."""
+    return await owners.regenerate_key(session, owner_id, which)

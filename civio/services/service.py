@@ -11,8 +11,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from civio.callbacks import service as callbacks
 from civio.callbacks.service import CallbackPolicy
+from civio.core.crypto import KeyRing
 from civio.core.ids import new_ulid
 from civio.core.problems import Problem
+from civio.services import sealed_keys
 from civio.services.groups import SANDBOX_GROUPS, UnknownGroupError, validate_groups
 from civio.services.models import Owner, Service
 from civio.services.schemas import (
@@ -85,7 +87,11 @@ async def create_service(
     *,
     sandbox_fiscal_code: str,
     callback_policy: CallbackPolicy | None = None,
+    keyring: KeyRing | None = None,
 ) -> ServiceWithSubscriptionKeys:
+    """A new service. With a key ring its keys also get readable copies, so that its owner
+    can read them through the management API (``sealed_keys``); without one they exist only
+    as digests and in this answer."""
     if data.callback_url is not None:
         await _policy(callback_policy).check(data.callback_url)
     owner = await _owner(session, data.owner_email)
@@ -117,6 +123,9 @@ async def create_service(
         service.callback_secret_ciphertext = sealed
     session.add(service)
     await session.flush()
+    if keyring is not None:
+        await sealed_keys.store(session, service.service_id, "primary", primary, keyring)
+        await sealed_keys.store(session, service.service_id, "secondary", secondary, keyring)
     callbacks.forget(service.service_id)
     return to_io(
         service,
@@ -165,6 +174,12 @@ async def update_service(
         # Checked (its host resolved) before the row is locked.
         await _policy(callback_policy).check(data.callback_url)
     service, owner = await locked_service(session, service_id)
+    # Cycle: the management rules build on this module's keys and recipients.
+    from civio.services import manage_service
+
+    was_visible = service.is_visible
+    if data.visible and not was_visible:
+        await manage_service.check_operator_visibility(session, service)
     if data.owner_email is not None and data.owner_email != owner.email:
         owner = await _owner(session, data.owner_email)
         service.owner_id = owner.id
@@ -198,6 +213,8 @@ async def update_service(
             session, service, data.callback_url, _policy(callback_policy)
         )
     service.version += 1
+    if service.is_visible != was_visible:
+        manage_service.record_operator_publication(session, service)
     await session.flush()
     return to_io(service, owner.email, callback_secret=callback_secret)
 
@@ -253,14 +270,16 @@ async def change_groups(
 
 
 async def regenerate_key(
-    session: AsyncSession, service_id: str, which: KeyName
+    session: AsyncSession, service_id: str, which: KeyName, keyring: KeyRing | None = None
 ) -> ServiceWithSubscriptionKeys:
+    """A new key; its readable copy is replaced (with a key ring) or dropped, never stale."""
     service, owner = await locked_service(session, service_id)
     key = new_subscription_key()
     if which == "primary":
         service.primary_key_hash = hash_key(key)
     else:
         service.secondary_key_hash = hash_key(key)
+    await sealed_keys.store(session, service_id, which, key, keyring)
     await session.flush()
     return to_io(service, owner.email, **{f"{which}_key": key})
 

@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import enum
 import re
+import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +33,8 @@ from starlette.types import Message
 
 from civio.app import create_app
 from civio.core.config import Settings
+from civio.core.db import transaction
+from civio.services import owners
 from civio.services.groups import KNOWN_GROUPS
 from tests.factories import Factory, login
 
@@ -40,11 +43,13 @@ class Credential(enum.Enum):
     PA = "the PA subscription key (Ocp-Apim-Subscription-Key)"
     CITIZEN = "a citizen session token (Authorization: Bearer)"
     ADMIN = "the admin token (Authorization: Bearer)"
+    MANAGE = "an owner's manage key (Ocp-Apim-Subscription-Key)"
 
 
 # The credential each surface requires; the longest matching prefix wins.
 SURFACES: dict[str, Credential] = {
     "/api/v1": Credential.PA,
+    "/api/v1/manage": Credential.MANAGE,
     "/api/auth/v1": Credential.CITIZEN,
     "/api/identity/v1": Credential.CITIZEN,
     "/api/communication/v1": Credential.CITIZEN,
@@ -93,6 +98,9 @@ PATH_SAMPLES: dict[str, str] = {
     "which": "primary",
     "installationID": "device-1",
     "model_id": "elezioni",
+    "serviceId": "01JDXZ2T5G8Q4K7W3M6N9P1R2S",
+    "keyType": "primary",
+    "owner_id": "01JDXZ2T5G8Q4K7W3M6N9P1R2S",
 }
 
 WEBSOCKET = "WEBSOCKET"
@@ -168,10 +176,13 @@ class Credentials:
     pa_key: str
     citizen_token: str
     admin_token: str
+    manage_key: str
 
     def valid(self, kind: Credential) -> dict[str, str]:
         if kind is Credential.PA:
             return {"Ocp-Apim-Subscription-Key": self.pa_key}
+        if kind is Credential.MANAGE:
+            return {"Ocp-Apim-Subscription-Key": self.manage_key}
         if kind is Credential.CITIZEN:
             return {"Authorization": f"Bearer {self.citizen_token}"}
         return {"Authorization": f"Bearer {self.admin_token}"}
@@ -186,6 +197,7 @@ class Credentials:
             "basic auth": {"Authorization": "Basic YWRtaW46YWRtaW4="},
             # Another surface's valid credential, also in this surface's header.
             "PA key as bearer": {"Authorization": f"Bearer {self.pa_key}"},
+            "manage key as bearer": {"Authorization": f"Bearer {self.manage_key}"},
             "admin token as key": {"Ocp-Apim-Subscription-Key": self.admin_token},
             "citizen token as key": {"Ocp-Apim-Subscription-Key": self.citizen_token},
         }
@@ -272,10 +284,14 @@ async def credentials(
     sender = await factory.sender(groups=list(KNOWN_GROUPS))
     _, headers = await login(client, settings)
     assert settings.admin_token
+    async with transaction(factory.runtime.sessions) as session:
+        owner = await owners.create_owner(session, f"guard-{secrets.token_hex(6)}@example.it")
+    assert owner.primary_key
     return Credentials(
         pa_key=sender.key,
         citizen_token=headers["Authorization"].removeprefix("Bearer "),
         admin_token=settings.admin_token,
+        manage_key=owner.primary_key,
     )
 
 
@@ -288,6 +304,7 @@ def test_the_walk_finds_every_kind_of_route(settings: Settings) -> None:
     assert ("GET", "/api/identity/v1/profile") in seen
     assert ("POST", "/admin/v1/services") in seen
     assert ("GET", "/api/catalog/v1/services") in seen
+    assert ("PUT", "/api/v1/manage/services/{serviceId}/review") in seen
     assert len(seen) > 40, sorted(seen)
 
 
