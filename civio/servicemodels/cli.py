@@ -13,7 +13,8 @@ from rich.table import Table
 from civio.core.cli_support import JsonOption, console
 from civio.core.problems import Problem
 from civio.servicemodels import service
-from civio.servicemodels.schemas import LANGUAGES, TOPICS, Language, ServiceModel
+from civio.servicemodels.schemas import LANGUAGES, Language, ServiceModel
+from civio.services.topics import TOPICS
 
 app = typer.Typer(help="The shipped service models (IO's catalogue, in civio's words).")
 LanguageOption = Annotated[str, typer.Option("--lang", help="it, en or de")]

@@ -14,32 +14,12 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_vali
 
 from civio.servicemodels import render
 from civio.servicemodels.vocabulary import FLAGS, PLACEHOLDERS
+from civio.services.topics import TOPICS
 
 Language = Literal["it", "en", "de"]
 LANGUAGES: tuple[Language, ...] = ("it", "en", "de")
 SLUG_PATTERN = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
 KEY_PATTERN = r"^[a-z0-9]+(?:_[a-z0-9]+)*$"
-# IO's topics (GET /manage/services/topics): 0 Altro … 17 Salute.
-TOPICS: dict[int, str] = {
-    0: "Altro",
-    1: "Ambiente e animali",
-    2: "Attività produttive e commercio",
-    3: "Benessere sociale",
-    4: "Casa e utenze",
-    5: "Cultura, tempo libero e sport",
-    6: "Educazione e formazione",
-    7: "Giustizia e legge",
-    8: "Lavori edilizi, catasto e urbanistica",
-    9: "Mobilità e trasporti",
-    10: "Redditi, patrimoni e fisco",
-    11: "Servizi anagrafici e civici",
-    12: "Servizi elettorali",
-    13: "Sicurezza e Protezione Civile",
-    14: "Suolo, spazi e beni pubblici",
-    15: "Viaggi e turismo",
-    16: "Vita lavorativa",
-    17: "Salute",
-}
 
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
 Slug = Annotated[str, StringConstraints(pattern=SLUG_PATTERN, max_length=64)]

@@ -10,13 +10,13 @@ from civio.core.problems import Problem
 from civio.servicemodels import catalogue
 from civio.servicemodels.schemas import (
     LANGUAGES,
-    TOPICS,
     Language,
     ModelMessage,
     ServiceModel,
     ServiceModelList,
     ServiceModelSummary,
 )
+from civio.services.topics import TOPICS
 
 DEFAULT_LANGUAGE: Language = "it"
 
