@@ -62,7 +62,7 @@ def template_not_found(template_id: str) -> Problem:
 # --- checks -------------------------------------------------------------------------------
 
 
-def _texts(variants: Mapping[str, Mapping[str, str]]) -> dict[str, str]:
+def _texts(variants: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
     """Every text of a template, keyed ``<lang>.<subject|markdown>``."""
     return {
         f"{lang}.{part}": variant[part]
@@ -73,9 +73,7 @@ def _texts(variants: Mapping[str, Mapping[str, str]]) -> dict[str, str]:
 
 def check_draft(draft: TemplateDraft, *, require_secure_channels: bool) -> None:
     """400 unless the draft can be saved; every problem of one kind is listed together."""
-    variants = {
-        lang: variant.model_dump() for lang, variant in draft.variants.by_language().items()
-    }
+    variants = _stored_variants(draft)
     texts = _texts(variants)
     broken = [
         f"variants.{where}: '{fragment}' is neither ((name)) nor ((flag??text))"
@@ -250,8 +248,8 @@ async def _require_secure_channels(session: AsyncSession, service_id: str) -> bo
     return service.require_secure_channels
 
 
-def _stored_variants(draft: TemplateDraft) -> dict[str, Any]:
-    return {lang: v.model_dump() for lang, v in draft.variants.by_language().items()}
+def _stored_variants(draft: TemplateDraft) -> dict[str, dict[str, Any]]:
+    return {str(lang): v.model_dump() for lang, v in draft.variants.by_language().items()}
 
 
 async def create_template(
