@@ -93,6 +93,7 @@ PATH_SAMPLES: dict[str, str] = {
     "which": "primary",
     "installationID": "device-1",
     "model_id": "elezioni",
+    "template_id": "01JDXZ2T5G8Q4K7W3M6N9P1R2S",
 }
 
 WEBSOCKET = "WEBSOCKET"
@@ -288,6 +289,7 @@ def test_the_walk_finds_every_kind_of_route(settings: Settings) -> None:
     assert ("GET", "/api/identity/v1/profile") in seen
     assert ("POST", "/admin/v1/services") in seen
     assert ("GET", "/api/catalog/v1/services") in seen
+    assert ("POST", "/api/v1/templates/{template_id}/preview") in seen
     assert len(seen) > 40, sorted(seen)
 
 
