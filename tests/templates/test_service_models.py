@@ -18,7 +18,7 @@ from civio.servicemodels.service import template_drafts
 from civio.servicemodels.vocabulary import sample_values
 from civio.templates.schemas import TemplateDraft
 from civio.templates.service import create_template
-from tests.factories import Factory
+from tests.factories import Factory, open_citizen
 
 MODELS = list(catalogue.all_models().values())
 
@@ -88,3 +88,43 @@ async def test_service_create_from_model_creates_the_services_templates(
     )
     assert listed.status_code == 200, listed.text
     assert [t["id"] for t in listed.json()["items"]] == [t["id"] for t in created["templates"]]
+
+
+async def test_elezionis_appointment_is_sent_by_template_with_its_cta(
+    client: httpx.AsyncClient, factory: Factory, settings: Settings
+) -> None:
+    elezioni = catalogue.get_model("elezioni")
+    assert elezioni is not None
+    sender = await factory.sender(require_secure_channels=True)
+    async with transaction(factory.runtime.sessions) as session:
+        created = {
+            t.key: t
+            for t in [
+                await create_template(session, sender.service_id, TemplateDraft.model_validate(d))
+                for d in template_drafts(elezioni)
+            ]
+        }
+    appointment = created["elezioni.conferma_appuntamento"]
+    values = sample_values(flags_on=True)
+    fc, headers = await open_citizen(client, settings, preferred_languages=["de_DE"])
+    sent = await client.post(
+        f"/api/v1/messages/{fc}",
+        json={
+            "template_id": appointment.id,
+            "personalisation": {
+                name: values[name] for name in [*appointment.placeholders, *appointment.flags]
+            },
+            "due_date": "2026-06-22T10:30:00Z",
+        },
+        headers=sender.headers,
+    )
+    assert sent.status_code == 201, sent.text
+    await factory.drain()
+    inbox = "/api/communication/v1/messages"
+    item = (await client.get(inbox, headers=headers)).json()["items"][0]
+    shown = (await client.get(f"{inbox}/{item['id']}", headers=headers)).json()
+    german = elezioni.messages[-1].texts["de"]
+    assert shown["content"]["subject"] == german.subject
+    assert shown["content"]["due_date"] == "2026-06-22T10:30:00.000Z"
+    assert shown["calls_to_action"]["de"]["cta_1"]["text"] == german.cta_label
+    assert shown["calls_to_action"]["de"]["cta_1"]["target"] == values["url_prenotazione"]
