@@ -98,7 +98,7 @@ class NewMessage(IOModel):
     template_id: (
         Annotated[str, StringConstraints(strict=True, min_length=1, max_length=64)] | None
     ) = None
-    template_version: Annotated[int, Field(strict=True, ge=1)] | None = None
+    template_version: Annotated[int, Field(strict=True, ge=1, le=2_147_483_647)] | None = None
     personalisation: Annotated[dict[str, Any], Field(max_length=200)] | None = None
     payment_data: PaymentData | None = None
     due_date: Timestamp | None = None

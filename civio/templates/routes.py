@@ -60,7 +60,7 @@ async def list_templates(
     caller: Sender,
     session: Session,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=2_147_483_647)] = 0,
 ) -> TemplateList:
     """The calling service's templates, oldest first."""
     return await service.list_templates(session, _service_id(caller), limit=limit, offset=offset)

@@ -119,7 +119,7 @@ class PreviewRequest(IOModel):
     conditional block is shown."""
 
     personalisation: Personalisation | None = None
-    version: Annotated[int, Field(strict=True, ge=1)] | None = None
+    version: Annotated[int, Field(strict=True, ge=1, le=2_147_483_647)] | None = None
 
 
 class RenderedVariant(BaseModel):

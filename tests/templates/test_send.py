@@ -134,6 +134,12 @@ async def test_bad_sends_by_template_are_refused_and_nothing_is_stored(
             "Template version not found",
             "",
         ),
+        "a version no template can reach": (
+            {"template_id": tid, "template_version": 10**12, "personalisation": VALUES},
+            400,
+            "Invalid message structure",
+            "root.template_version",
+        ),
         "every placeholder problem at once": (
             {"template_id": tid, "personalisation": {"nome": " ", "nmoe": "x", "url": "u"}},
             400,
