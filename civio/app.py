@@ -55,6 +55,7 @@ from civio.services.routes_admin import require_admin
 from civio.services.routes_admin import router as services_admin
 from civio.services.routes_manage import router as services_manage
 from civio.services.routes_pa import router as services_pa
+from civio.templates.routes import router as templates_pa
 
 log = structlog.get_logger(__name__)
 
@@ -200,6 +201,7 @@ def create_app(
     pa.include_router(services_pa)
     pa.include_router(services_manage)
     pa.include_router(service_models_pa)
+    pa.include_router(templates_pa)
     app.include_router(pa)
     app.include_router(services_admin, prefix=ADMIN_PREFIX)
     app.include_router(owners_admin, prefix=ADMIN_PREFIX)

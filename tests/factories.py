@@ -81,6 +81,7 @@ class Factory:
         special: bool = False,
         owner_email: str | None = None,
         organization_fiscal_code: str | None = None,
+        require_secure_channels: bool = False,
     ) -> Sender:
         """A service; by default a production one (ApiMessageWrite) with the read groups."""
         ofc = organization_fiscal_code or "".join(random.choices(string.digits, k=11))
@@ -102,6 +103,7 @@ class Factory:
                     authorized_recipients=recipients or [],
                     authorized_cidrs=cidrs or [],
                     max_allowed_payment_amount=max_amount,
+                    require_secure_channels=require_secure_channels,
                     special=special,
                     owner_email=owner_email,
                     service_metadata=ServiceMetadata(),

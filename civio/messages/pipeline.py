@@ -18,7 +18,18 @@ from typing import Any
 
 import orjson
 import structlog
-from sqlalchemy import Boolean, bindparam, case, insert, null, select, tuple_, update
+from sqlalchemy import (
+    Boolean,
+    LargeBinary,
+    bindparam,
+    case,
+    func,
+    insert,
+    null,
+    select,
+    tuple_,
+    update,
+)
 
 from civio.callbacks.service import emit
 from civio.core.backoff import exponential_backoff
@@ -36,6 +47,7 @@ from civio.notifications.service import NotificationRequest, plan_notifications
 from civio.ops.metrics import MESSAGES_PROCESSED
 from civio.profiles.service import reachabilities
 from civio.services.models import Service
+from civio.templates.service import choose_language
 
 log = structlog.get_logger(__name__)
 
@@ -55,7 +67,10 @@ RECORD_OUTCOME = (
         status_at=bindparam("status_at"),
         content_ciphertext=case(
             (bindparam("drop_content", type_=Boolean), null()),
-            else_=MESSAGES.c.content_ciphertext,
+            # A message by template gets the variant in the citizen's language.
+            else_=func.coalesce(
+                bindparam("content_ciphertext", type_=LargeBinary), MESSAGES.c.content_ciphertext
+            ),
         ),
         summary_ciphertext=bindparam("summary_ciphertext"),
         search_tokens=bindparam("search_tokens"),
@@ -161,6 +176,7 @@ async def process_messages(runtime: Runtime, refs: list[MessageRef]) -> dict[str
                 "status_at": now,
                 "rejection_reason": None,
                 "drop_content": False,
+                "content_ciphertext": None,
                 "summary_ciphertext": None,
                 "search_tokens": None,
             }
@@ -173,7 +189,9 @@ async def process_messages(runtime: Runtime, refs: list[MessageRef]) -> dict[str
                 )
             else:
                 row["status"] = "PROCESSED"
-                content = _prepare_for_inbox(keys[m.fiscal_code], m, service, row)
+                content = _prepare_for_inbox(
+                    keys[m.fiscal_code], m, service, row, profile.preferred_languages
+                )
                 notifications.append(
                     NotificationRequest(
                         message_id=m.id,
@@ -217,12 +235,24 @@ async def process_messages(runtime: Runtime, refs: list[MessageRef]) -> dict[str
 
 
 def _prepare_for_inbox(
-    data_key: bytes, message: Any, service: Service, row: dict[str, Any]
+    data_key: bytes,
+    message: Any,
+    service: Service,
+    row: dict[str, Any],
+    preferred_languages: list[str],
 ) -> dict[str, Any]:
-    """Summary and search tokens, so listing and searching never decrypt whole contents."""
+    """Summary and search tokens, so listing and searching never decrypt whole contents;
+    for a message by template, the variant in the citizen's language becomes its content
+    (for the inbox, the alerts and the sender's read alike)."""
     content: dict[str, Any] = orjson.loads(
         open_sealed(data_key, message.content_ciphertext, content_aad(message.id).encode())
     )
+    if "variants" in content:
+        variants: dict[str, dict[str, Any]] = content["variants"]
+        content = variants[choose_language(preferred_languages, variants)]
+        row["content_ciphertext"] = seal(
+            data_key, orjson.dumps(content), content_aad(message.id).encode()
+        )
     row["summary_ciphertext"] = seal(
         data_key, orjson.dumps(summary_of(content)), summary_aad(message.id).encode()
     )

@@ -89,7 +89,19 @@ class DefaultAddresses(IOModel):
 
 
 class NewMessage(IOModel):
-    content: MessageContent
+    """IO's NewMessage, or (beyond IO) a message by template: ``template_id`` (and
+    optionally ``template_version``, else the latest) with ``personalisation`` in place of
+    ``content``, and ``payment_data``/``due_date`` beside them since there is no content to
+    hold them. Exactly one of ``content`` and ``template_id`` (checked by the service)."""
+
+    content: MessageContent | None = None
+    template_id: (
+        Annotated[str, StringConstraints(strict=True, min_length=1, max_length=64)] | None
+    ) = None
+    template_version: Annotated[int, Field(strict=True, ge=1, le=2_147_483_647)] | None = None
+    personalisation: Annotated[dict[str, Any], Field(max_length=200)] | None = None
+    payment_data: PaymentData | None = None
+    due_date: Timestamp | None = None
     time_to_live: TimeToLive = 3600
     fiscal_code: FiscalCode | None = None
     default_addresses: DefaultAddresses | None = None  # deprecated: accepted and ignored

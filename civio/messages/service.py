@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+from pydantic import ValidationError
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -16,17 +17,18 @@ from civio.core.db import table_of, transaction
 from civio.core.groupcommit import GroupCommitter
 from civio.core.ids import new_ulid
 from civio.core.keys import data_keys_for, decrypt_for
-from civio.core.problems import Problem, forbidden
+from civio.core.problems import Problem, describe_errors, forbidden
 from civio.core.queue import enqueue
 from civio.core.runtime import Runtime
 from civio.core.types import format_timestamp
 from civio.messages import cta
 from civio.messages.models import Message
-from civio.messages.schemas import NewMessage
+from civio.messages.schemas import MessageContent, NewMessage
 from civio.notifications.service import channel_statuses
 from civio.ops.metrics import MESSAGES_ACCEPTED
 from civio.profiles.models import Profile, ServicePreference
 from civio.services.gateway import Caller, can_write_to, check_cidr
+from civio.templates import service as templates
 
 PROCESS_TASK = "messages.process"
 # Built once: constructing ``insert(Message).values(...)`` per request cost ~14% of the
@@ -42,9 +44,16 @@ def summary_aad(message_id: str) -> str:
     return f"message-summary:{message_id}"
 
 
+def _content(message: NewMessage) -> MessageContent:
+    """The content the checks read: given, or (by template) the rendered Italian variant."""
+    if message.content is None:
+        raise ValueError("a message by template is checked once rendered")
+    return message.content
+
+
 def check_body_permissions(caller: Caller, message: NewMessage) -> None:
     """IO's body-permission gates: each fires only when the body uses the feature."""
-    service, content = caller.service, message.content
+    service, content = caller.service, _content(message)
     if content.eu_covid_cert is not None and not service.has("ApiMessageWriteEUCovidCert"):
         raise forbidden("You do not have enough permissions to send an EUCovidCert message")
     if (
@@ -66,11 +75,92 @@ def check_body_permissions(caller: Caller, message: NewMessage) -> None:
 def check_calls_to_action(message: NewMessage) -> None:
     """A CTA block in the markdown must be one IO's app can show (civio/messages/cta.py);
     IO does not check it, and a sender would otherwise only learn from citizens that the
-    button never appeared."""
+    button never appeared. A message by template has its rendered variants checked instead
+    (``render_template``)."""
+    if message.content is None:
+        return
     try:
         cta.check_block(message.content.markdown)
     except cta.BadBlock as exc:
         raise Problem(400, "Invalid message structure", f"content.markdown: {exc}") from None
+
+
+INVALID_STRUCTURE = "Invalid message structure"
+# What only a message by template may carry: with content, these belong inside it.
+TEMPLATE_FIELDS = ("template_version", "personalisation", "payment_data", "due_date")
+
+
+def check_body_form(message: NewMessage) -> None:
+    """Exactly one of ``content`` and ``template_id``; a content message keeps IO's shape."""
+    if message.content is None and message.template_id is None:
+        raise Problem(
+            400,
+            INVALID_STRUCTURE,
+            "Give either content, or template_id with personalisation.",
+        )
+    if message.content is not None and message.template_id is not None:
+        raise Problem(
+            400,
+            INVALID_STRUCTURE,
+            "Give either content or template_id, not both.",
+        )
+    if message.content is not None:
+        beside = [name for name in TEMPLATE_FIELDS if getattr(message, name) is not None]
+        if beside:
+            raise Problem(
+                400,
+                INVALID_STRUCTURE,
+                f"{', '.join(beside)}: only with template_id; with content, payment_data and "
+                "due_date go inside content.",
+            )
+
+
+async def render_template(
+    runtime: Runtime, caller: Caller, message: NewMessage
+) -> tuple[int, dict[str, MessageContent]]:
+    """A message by template as one content per language: the template's variants
+    rendered with the personalisation, each checked as IO checks a content (bounds, control
+    characters) and for its CTA block; every problem is listed in one 400."""
+    assert message.template_id is not None
+    async with runtime.sessions() as session:
+        rendered = await templates.render_template(
+            session,
+            caller.service.service_id,
+            message.template_id,
+            message.template_version,
+            message.personalisation or {},
+        )
+    beside: dict[str, Any] = {}
+    if message.payment_data is not None:
+        beside["payment_data"] = message.payment_data.model_dump(mode="json", exclude_none=True)
+    if message.due_date is not None:
+        beside["due_date"] = message.due_date
+    variants: dict[str, MessageContent] = {}
+    problems: list[str] = []
+    for lang, texts in rendered.variants.items():
+        try:
+            content = MessageContent.model_validate_json(orjson.dumps({**texts, **beside}))
+        except ValidationError as exc:
+            errors = [
+                {**error, "loc": ("body", "rendered", lang, *error["loc"])}
+                for error in exc.errors()
+            ]
+            problems.append(describe_errors(errors))
+            continue
+        try:
+            cta.check_block(content.markdown)
+        except cta.BadBlock as exc:
+            problems.append(f"rendered.{lang}.markdown: {exc}")
+            continue
+        variants[lang] = content
+    if problems:
+        raise Problem(
+            400,
+            INVALID_STRUCTURE,
+            f"template {rendered.template_id} version {rendered.version} rendered: "
+            + "; ".join(problems),
+        )
+    return rendered.version, variants
 
 
 def resolve_fiscal_code(path_fiscal_code: str | None, message: NewMessage) -> str:
@@ -92,7 +182,7 @@ def resolve_fiscal_code(path_fiscal_code: str | None, message: NewMessage) -> st
 
 
 def check_handler_rules(caller: Caller, fiscal_code: str, message: NewMessage) -> None:
-    content = message.content
+    content = _content(message)
     third_party = content.third_party_data
     if third_party is not None:
         if third_party.configuration_id is None:
@@ -124,7 +214,7 @@ def check_handler_rules(caller: Caller, fiscal_code: str, message: NewMessage) -
 
 
 def stored_content(caller: Caller, message: NewMessage) -> dict[str, Any]:
-    content = message.content.model_dump(exclude_none=True)
+    content = _content(message).model_dump(exclude_none=True)
     payment = content.get("payment_data")
     if payment is not None and "payee" not in payment:
         # IO defaults the payee to the sender's organization when processing; doing it
@@ -155,11 +245,32 @@ async def accept_message(
     Concurrent accepts share that commit (``GroupCommitter``); this returns only once the
     transaction holding this message has committed.
     """
+    check_body_form(message)
     check_calls_to_action(message)
+    variants: dict[str, MessageContent] | None = None
+    version = None
+    if message.content is None:
+        check_cidr(caller)  # before a template is looked up: an outside caller learns nothing
+        version, variants = await render_template(runtime, caller, message)
+        # Every variant carries the same payment, due date and flags: the checks that depend
+        # on the content read them from the Italian one.
+        message = message.model_copy(update={"content": variants["it"]})
     check_body_permissions(caller, message)
     check_cidr(caller)
     fiscal_code = resolve_fiscal_code(path_fiscal_code, message)
     check_handler_rules(caller, fiscal_code, message)
+    if variants is None:
+        stored = stored_content(caller, message)
+    else:
+        # All variants are kept (sealed like any content); the citizen's language picks one
+        # when the message is processed (pipeline).
+        stored = {
+            "template": {"id": message.template_id, "version": version},
+            "variants": {
+                lang: stored_content(caller, message.model_copy(update={"content": content}))
+                for lang, content in variants.items()
+            },
+        }
     accepted = Accepted(
         fiscal_code=fiscal_code,
         message_id=new_ulid(),
@@ -167,7 +278,7 @@ async def accept_message(
         sender_owner_id=caller.service.owner_id,
         time_to_live=message.time_to_live,
         feature_level_type=message.feature_level_type,
-        plaintext=orjson.dumps(stored_content(caller, message)),
+        plaintext=orjson.dumps(stored),
     )
     await accept_committer(runtime).submit(accepted)
     return fiscal_code, accepted.message_id

@@ -18,6 +18,7 @@ from civio.notifications import models as _notifications  # noqa: F401
 from civio.profiles import models as _profiles  # noqa: F401
 from civio.services import manage_models as _manage  # noqa: F401
 from civio.services import models as _services  # noqa: F401
+from civio.templates import models as _templates  # noqa: F401
 
 MIGRATION_LOCK = 0x63697669  # "civi"
 target_metadata = Base.metadata

@@ -33,6 +33,15 @@ from civio.services.schemas import (
     ServiceUpdate,
     ServiceWithSubscriptionKeys,
 )
+from civio.templates import service as templates
+from civio.templates.schemas import CreatedTemplate, TemplateDraft
+
+
+class ServiceWithTemplates(ServiceWithSubscriptionKeys):
+    """A service created from a model, with the templates its messages became."""
+
+    templates: list[CreatedTemplate]
+
 
 app = typer.Typer(help="Provision services (senders), their groups and keys.", no_args_is_help=True)
 keys_app = typer.Typer(help="Subscription keys.", no_args_is_help=True)
@@ -148,13 +157,19 @@ def create(
                 callback_policy=CallbackPolicy.of(runtime),
                 keyring=runtime.keyring,
             )
-            for draft in drafts:
-                # TODO(merge): the model's messages become the service's templates, in this
-                # transaction: `await civio.templates.service.create_template(session,
-                # created.service_id, TemplateDraft.model_validate(draft))`. The templates
-                # domain is on another branch; until it is merged the drafts are unused.
-                del draft
-            return created
+            if model is None:
+                return created
+            # The model's messages become the service's templates, in this transaction.
+            made = [
+                await templates.create_template(
+                    session, created.service_id, TemplateDraft.model_validate(draft)
+                )
+                for draft in drafts
+            ]
+            return ServiceWithTemplates(
+                **created.model_dump(),
+                templates=[CreatedTemplate(id=t.id, key=t.key, name=t.name) for t in made],
+            )
 
     emit(run_with_runtime(settings, work), as_json, title="service created")
 

@@ -101,6 +101,7 @@ PATH_SAMPLES: dict[str, str] = {
     "serviceId": "01JDXZ2T5G8Q4K7W3M6N9P1R2S",
     "keyType": "primary",
     "owner_id": "01JDXZ2T5G8Q4K7W3M6N9P1R2S",
+    "template_id": "01JDXZ2T5G8Q4K7W3M6N9P1R2S",
 }
 
 WEBSOCKET = "WEBSOCKET"
@@ -305,6 +306,7 @@ def test_the_walk_finds_every_kind_of_route(settings: Settings) -> None:
     assert ("POST", "/admin/v1/services") in seen
     assert ("GET", "/api/catalog/v1/services") in seen
     assert ("PUT", "/api/v1/manage/services/{serviceId}/review") in seen
+    assert ("POST", "/api/v1/templates/{template_id}/preview") in seen
     assert len(seen) > 40, sorted(seen)
 
 

@@ -11,10 +11,18 @@ import pytest
 
 from civio.servicemodels import catalogue
 from civio.servicemodels.catalogue import REFERENCE, SENSITIVE, ServiceModelError, parse
-from civio.servicemodels.render import flags, placeholders, render_sample
+from civio.servicemodels.render import flags, placeholders
 from civio.servicemodels.schemas import LANGUAGES, ServiceModel
 from civio.servicemodels.service import markdown_of
 from civio.servicemodels.vocabulary import sample_values
+from civio.templates.render import RenderError, Slots, render
+
+
+def render_sample(template: str, values: dict[str, str | bool]) -> str:
+    """``template`` rendered by the templates' renderer with the samples it uses."""
+    names = Slots.of([template]).names
+    return render(template, {name: value for name, value in values.items() if name in names})
+
 
 # IO's bounds (Guida tecnica): subject 10..120, markdown 80..10000 characters.
 SUBJECT = range(10, 121)
@@ -127,8 +135,8 @@ def test_a_conditional_block_shows_only_when_its_flag_is_true() -> None:
 
 
 def test_a_missing_value_is_an_error_not_an_empty_slot() -> None:
-    with pytest.raises(KeyError):
-        render_sample("Il ((data)) alle ((ora_appuntamento))", {"data": "01/01/2027"})
+    with pytest.raises(RenderError, match="missing: ora_appuntamento"):
+        render("Il ((data)) alle ((ora_appuntamento))", {"data": "01/01/2027"})
 
 
 # --- broken files are refused when read ---------------------------------------------------
