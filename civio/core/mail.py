@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import mailbox
 import threading
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid, parseaddr
@@ -193,17 +192,6 @@ def _store_in_maildir(path: Path, message: EmailMessage) -> None:
 
 
 # --- composing: templated, multilingual, text + HTML ---------------------------------------
-
-MAIL_LANGUAGES = {"it_IT": "it", "en_GB": "en", "de_DE": "de"}
-DEFAULT_MAIL_LANGUAGE = "it"
-
-
-def mail_language(preferred_languages: Sequence[str]) -> str:
-    """The first of the citizen's languages civio writes mail in; Italian otherwise."""
-    for code in preferred_languages:
-        if code in MAIL_LANGUAGES:
-            return MAIL_LANGUAGES[code]
-    return DEFAULT_MAIL_LANGUAGE
 
 
 @cache

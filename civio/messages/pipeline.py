@@ -36,6 +36,7 @@ from civio.core.backoff import exponential_backoff
 from civio.core.crypto import open_sealed, seal
 from civio.core.db import table_of, transaction
 from civio.core.keys import data_keys_for
+from civio.core.languages import citizen_language
 from civio.core.logging import safe_traceback
 from civio.core.queue import enqueue, task
 from civio.core.runtime import Runtime
@@ -47,7 +48,6 @@ from civio.notifications.service import NotificationRequest, plan_notifications
 from civio.ops.metrics import MESSAGES_PROCESSED
 from civio.profiles.service import reachabilities
 from civio.services.models import Service
-from civio.templates.service import choose_language
 
 log = structlog.get_logger(__name__)
 
@@ -249,7 +249,7 @@ def _prepare_for_inbox(
     )
     if "variants" in content:
         variants: dict[str, dict[str, Any]] = content["variants"]
-        content = variants[choose_language(preferred_languages, variants)]
+        content = variants[citizen_language(preferred_languages, variants)]
         row["content_ciphertext"] = seal(
             data_key, orjson.dumps(content), content_aad(message.id).encode()
         )

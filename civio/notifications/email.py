@@ -16,7 +16,8 @@ import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from civio.core.keys import decrypt_for
-from civio.core.mail import MailDeliveryError, compose_mail, mail_language, send_mail
+from civio.core.languages import citizen_language
+from civio.core.mail import MailDeliveryError, compose_mail, send_mail
 from civio.core.queue import task
 from civio.core.runtime import Runtime
 from civio.messages.cta import body_of
@@ -87,7 +88,7 @@ async def build_alert(runtime: Runtime, delivery: Delivery) -> Any:
         runtime.settings,
         package="civio.notifications",
         template="message_alert",
-        lang=mail_language(profile.preferred_languages if profile else []),
+        lang=citizen_language(profile.preferred_languages if profile else None),
         to=to,
         subject=content["subject"],
         context={

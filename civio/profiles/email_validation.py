@@ -44,7 +44,8 @@ from civio.core.crypto import CryptoError, KeyRing
 from civio.core.db import transaction
 from civio.core.ids import new_ulid
 from civio.core.keys import decrypt_for, encrypt_for
-from civio.core.mail import MailDeliveryError, compose_mail, mail_language, send_mail
+from civio.core.languages import citizen_language
+from civio.core.mail import MailDeliveryError, compose_mail, send_mail
 from civio.core.problems import Problem
 from civio.core.queue import enqueue, task
 from civio.core.runtime import Runtime
@@ -185,7 +186,7 @@ def build_validation_email(
         settings,
         package="civio.profiles",
         template="email_validation",
-        lang=mail_language(preferred_languages),
+        lang=citizen_language(preferred_languages),
         to=email,
         context={"name": name, "link": validation_link(settings, token)},
     )

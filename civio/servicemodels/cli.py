@@ -11,9 +11,12 @@ from rich.panel import Panel
 from rich.table import Table
 
 from civio.core.cli_support import JsonOption, console
+from civio.core.languages import LANGUAGES, Language
 from civio.core.problems import Problem
 from civio.servicemodels import service
-from civio.servicemodels.schemas import LANGUAGES, Language, ServiceModel
+from civio.servicemodels.schemas import (
+    ServiceModel,
+)
 from civio.services.topics import TOPICS
 
 app = typer.Typer(help="The shipped service models (IO's catalogue, in civio's words).")

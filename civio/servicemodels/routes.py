@@ -10,9 +10,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Path, Query
 
+from civio.core.languages import Language
 from civio.core.problems import problem_responses
 from civio.servicemodels import service
-from civio.servicemodels.schemas import SLUG_PATTERN, Language, ServiceModel, ServiceModelList
+from civio.servicemodels.schemas import (
+    SLUG_PATTERN,
+    ServiceModel,
+    ServiceModelList,
+)
 
 router = APIRouter(tags=["service models"], responses=problem_responses(400, 500))
 

@@ -8,16 +8,15 @@ than a request. The same classes are the public API's answer for one model.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from civio.core.languages import LANGUAGES, Language
 from civio.servicemodels import render
 from civio.servicemodels.vocabulary import FLAGS, PLACEHOLDERS
 from civio.services.topics import TOPICS
 
-Language = Literal["it", "en", "de"]
-LANGUAGES: tuple[Language, ...] = ("it", "en", "de")
 SLUG_PATTERN = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
 KEY_PATTERN = r"^[a-z0-9]+(?:_[a-z0-9]+)*$"
 

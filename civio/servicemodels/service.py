@@ -6,19 +6,16 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from civio.core.languages import DEFAULT_LANGUAGE, LANGUAGES, Language
 from civio.core.problems import Problem
 from civio.servicemodels import catalogue
 from civio.servicemodels.schemas import (
-    LANGUAGES,
-    Language,
     ModelMessage,
     ServiceModel,
     ServiceModelList,
     ServiceModelSummary,
 )
 from civio.services.topics import TOPICS
-
-DEFAULT_LANGUAGE: Language = "it"
 
 
 def get(model_id: str) -> ServiceModel:

@@ -21,6 +21,7 @@ from civio.core.cli_support import (
     settings_with,
 )
 from civio.core.db import transaction
+from civio.core.languages import DEFAULT_LANGUAGE
 from civio.core.problems import Problem
 from civio.core.runtime import Runtime
 from civio.servicemodels import service as service_models
@@ -119,7 +120,7 @@ def create(
     model = _model(from_model) if from_model is not None else None
     metadata: dict[str, Any] = {"scope": scope}
     if model is not None:
-        card = model.card(service_models.DEFAULT_LANGUAGE)
+        card = model.card(DEFAULT_LANGUAGE)
         name = name or card.name
         metadata |= {"description": card.description, "topic_id": model.topic_id}
         require_secure_channels = require_secure_channels or model.require_secure_channels

@@ -9,15 +9,12 @@ be longer than a message because a conditional block left out shortens it.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from civio.core.languages import LANGUAGES, Language
 from civio.core.types import IOModel, NoControl, NoControlButLayout
-
-Language = Literal["it", "en", "de"]
-LANGUAGES: tuple[Language, ...] = ("it", "en", "de")
-DEFAULT_LANGUAGE: Language = "it"
 
 MAX_NAME = 200
 MAX_SUBJECT = 240

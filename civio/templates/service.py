@@ -12,7 +12,7 @@ rendered message fits IO's bounds depends on the values, so it is checked when s
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -22,6 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from civio.core.ids import new_ulid
+from civio.core.languages import LANGUAGES
 from civio.core.problems import Problem
 from civio.core.types import format_timestamp
 from civio.messages import cta
@@ -29,8 +30,6 @@ from civio.services import service as services
 from civio.templates import render
 from civio.templates.models import Template, TemplateVersion
 from civio.templates.schemas import (
-    DEFAULT_LANGUAGE,
-    LANGUAGES,
     Preview,
     RenderedVariant,
     TemplateDraft,
@@ -52,7 +51,6 @@ MARKDOWN_BOUNDS = (80, 10_000)
 # slot (``iohandledlink://((url))``), so a short web address keeps the block's shape.
 CTA_SAMPLE = "https://x.it"
 # IO's preferred_languages codes for the languages a template may have.
-LANGUAGE_OF_LOCALE = {"it_IT": "it", "en_GB": "en", "de_DE": "de"}
 
 
 def template_not_found(template_id: str) -> Problem:
@@ -407,13 +405,3 @@ async def preview(
             for lang, v in variants.items()
         },
     )
-
-
-def choose_language(preferred_languages: Sequence[str], available: Iterable[str]) -> str:
-    """The first of the citizen's preferred languages the message has, else Italian."""
-    have = set(available)
-    for locale in preferred_languages:
-        lang = LANGUAGE_OF_LOCALE.get(locale)
-        if lang in have:
-            return lang
-    return DEFAULT_LANGUAGE

@@ -33,6 +33,7 @@ from structlog.testing import capture_logs
 
 from civio.core.config import Environment, Settings
 from civio.core.db import transaction
+from civio.core.languages import citizen_language
 from civio.core.queue import Worker
 from civio.core.runtime import Runtime
 from civio.core.ssrf import use_resolver
@@ -40,7 +41,7 @@ from civio.messages.models import Message
 from civio.messages.pipeline import process_message
 from civio.notifications.models import Installation, Notification, NotificationChannel
 from civio.notifications.push import providers
-from civio.notifications.push.delivery import language_of, push_texts, send_push_job
+from civio.notifications.push.delivery import push_texts, send_push_job
 from civio.notifications.push.installations import parse_subscription
 from civio.notifications.push.providers import load_vapid, topic_for, vapid_public_key
 from civio.services import service as services
@@ -541,9 +542,9 @@ def test_texts_follow_io() -> None:
         {"secure_service": True},
     ):
         assert push_texts(**{**verbose, **change}) == ANONYMOUS_DE
-    assert language_of(None) == "it"
-    assert language_of(["fr_FR", "en_GB", "it_IT"]) == "en"
-    assert language_of(["es_ES"]) == "it"
+    assert citizen_language(None) == "it"
+    assert citizen_language(["fr_FR", "en_GB", "it_IT"]) == "en"
+    assert citizen_language(["es_ES"]) == "it"
 
 
 # --- delivery ----------------------------------------------------------------------------------

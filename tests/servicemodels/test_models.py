@@ -9,10 +9,13 @@ from importlib import resources
 
 import pytest
 
+from civio.core.languages import LANGUAGES
 from civio.servicemodels import catalogue
 from civio.servicemodels.catalogue import REFERENCE, SENSITIVE, ServiceModelError, parse
 from civio.servicemodels.render import flags, placeholders
-from civio.servicemodels.schemas import LANGUAGES, ServiceModel
+from civio.servicemodels.schemas import (
+    ServiceModel,
+)
 from civio.servicemodels.service import markdown_of
 from civio.servicemodels.vocabulary import sample_values
 from civio.templates.render import RenderError, Slots, render

@@ -29,6 +29,7 @@ from civio.auth.models import CitizenSession
 from civio.core.crypto import CryptoError
 from civio.core.db import transaction
 from civio.core.keys import decrypt_for
+from civio.core.languages import citizen_language
 from civio.core.queue import task
 from civio.core.runtime import Runtime
 from civio.messages.models import Message
@@ -61,14 +62,6 @@ ANONYMOUS_TEXTS = {
     "en": ("You have a new message", "Open the app to read it"),
     "de": ("Sie haben eine neue Nachricht", "Öffnen Sie die App, um sie zu lesen"),
 }
-LANGUAGES = {"it_IT": "it", "en_GB": "en", "de_DE": "de"}
-
-
-def language_of(preferred_languages: Sequence[str] | None) -> str:
-    for language in preferred_languages or ():
-        if language in LANGUAGES:
-            return LANGUAGES[language]
-    return "it"
 
 
 def push_texts(
@@ -84,7 +77,7 @@ def push_texts(
     verbose = content_type == "FULL" and active_session and not secure_service
     if verbose and organization_name and subject:
         return organization_name, subject
-    return ANONYMOUS_TEXTS[language_of(preferred_languages)]
+    return ANONYMOUS_TEXTS[citizen_language(preferred_languages)]
 
 
 async def _subject(session: AsyncSession, runtime: Runtime, message: Message) -> str | None:
