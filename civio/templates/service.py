@@ -2,12 +2,8 @@
 made, and how a template becomes a message's texts.
 
 A template belongs to the service whose key created it; any other service is told it does
-not exist (404), never that it is someone else's. Saving a template checks what can be
-checked without values: its slots are well formed, no name is both a value and a flag, its
-CTA block has IO's shape, and, for a service that requires secure channels, no subject
-holds a slot (a subject is what a notification or a lock screen shows). Whether the
-rendered message fits IO's bounds depends on the values, so it is checked when sending
-(and shown by a preview).
+not exist (404), never that it is someone else's. What a template may hold is checked in
+``checks``, before anything is written.
 """
 
 from __future__ import annotations
@@ -28,6 +24,7 @@ from civio.core.types import format_timestamp
 from civio.messages import cta
 from civio.services import service as services
 from civio.templates import render
+from civio.templates.checks import check_draft, stored_variants, texts_of, variant_problems
 from civio.templates.models import Template, TemplateVersion
 from civio.templates.schemas import (
     Preview,
@@ -41,91 +38,11 @@ from civio.templates.schemas import (
     VariantOut,
 )
 
-INVALID_TEMPLATE = "Invalid template"
-SENSITIVE_SUBJECT = "Sensitive data never in the title"
 INVALID_PERSONALISATION = "Invalid personalisation"
-# IO's bounds on a message (MessageContent): what a rendered variant must fit.
-SUBJECT_BOUNDS = (10, 120)
-MARKDOWN_BOUNDS = (80, 10_000)
-# What stands for a value while a CTA block is checked at saving: the action usually is a
-# slot (``iohandledlink://((url))``), so a short web address keeps the block's shape.
-CTA_SAMPLE = "https://x.it"
-# IO's preferred_languages codes for the languages a template may have.
 
 
 def template_not_found(template_id: str) -> Problem:
     return Problem(404, "Template not found", f"There is no template '{template_id}'.")
-
-
-# --- checks -------------------------------------------------------------------------------
-
-
-def _texts(variants: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
-    """Every text of a template, keyed ``<lang>.<subject|markdown>``."""
-    return {
-        f"{lang}.{part}": variant[part]
-        for lang, variant in variants.items()
-        for part in ("subject", "markdown")
-    }
-
-
-def check_draft(draft: TemplateDraft, *, require_secure_channels: bool) -> None:
-    """400 unless the draft can be saved; every problem of one kind is listed together."""
-    variants = _stored_variants(draft)
-    texts = _texts(variants)
-    broken = [
-        f"variants.{where}: '{fragment}' is neither ((name)) nor ((flag??text))"
-        for where, text in texts.items()
-        if (fragment := render.leftover_markup(text)) is not None
-    ]
-    if broken:
-        raise Problem(400, INVALID_TEMPLATE, "; ".join(broken))
-    slots = render.Slots.of(texts.values())
-    both = sorted(slots.values & slots.flags)
-    if both:
-        raise Problem(
-            400,
-            INVALID_TEMPLATE,
-            f"used both as a value and as a flag: {', '.join(both)}; give each its own name",
-        )
-    if require_secure_channels:
-        in_subjects = [
-            f"variants.{lang}.subject holds "
-            + ", ".join(f"(({name}))" for name in sorted(render.Slots.of([v["subject"]]).names))
-            for lang, v in variants.items()
-            if render.Slots.of([v["subject"]]).names
-        ]
-        if in_subjects:
-            raise Problem(
-                400,
-                SENSITIVE_SUBJECT,
-                "This service requires secure channels: a subject is shown in notifications, "
-                "so it must hold no placeholder. " + "; ".join(in_subjects),
-            )
-    samples: dict[str, object] = dict.fromkeys(slots.values, CTA_SAMPLE)
-    samples.update(dict.fromkeys(slots.flags, True))
-    for lang, variant in variants.items():
-        try:
-            cta.check_block(render.fill(variant["markdown"], samples))
-        except cta.BadBlock as exc:
-            raise Problem(400, INVALID_TEMPLATE, f"variants.{lang}.markdown: {exc}") from None
-
-
-def variant_problems(subject: str, markdown: str, *, check_cta: bool = True) -> list[str]:
-    """What would refuse a rendered variant as a message: IO's bounds and the CTA block."""
-    problems = []
-    low, high = SUBJECT_BOUNDS
-    if not low <= len(subject) <= high:
-        problems.append(f"the subject is {len(subject)} characters; IO takes {low} to {high}")
-    low, high = MARKDOWN_BOUNDS
-    if not low <= len(markdown) <= high:
-        problems.append(f"the markdown is {len(markdown)} characters; IO takes {low} to {high}")
-    if check_cta:
-        try:
-            cta.check_block(markdown)
-        except cta.BadBlock as exc:
-            problems.append(str(exc))
-    return problems
 
 
 # --- reading ------------------------------------------------------------------------------
@@ -136,7 +53,7 @@ def _variants_out(variants: Mapping[str, Any]) -> dict[str, VariantOut]:
 
 
 def _out(template: Template, version: TemplateVersion) -> TemplateOut:
-    slots = render.Slots.of(_texts(version.variants).values())
+    slots = render.Slots.of(texts_of(version.variants).values())
     return TemplateOut(
         id=template.id,
         key=template.key,
@@ -246,10 +163,6 @@ async def _require_secure_channels(session: AsyncSession, service_id: str) -> bo
     return service.require_secure_channels
 
 
-def _stored_variants(draft: TemplateDraft) -> dict[str, dict[str, Any]]:
-    return {str(lang): v.model_dump() for lang, v in draft.variants.by_language().items()}
-
-
 async def create_template(
     session: AsyncSession, service_id: str, draft: TemplateDraft
 ) -> TemplateOut:
@@ -270,7 +183,7 @@ async def create_template(
         template_id=template.id,
         version=1,
         name=draft.name,
-        variants=_stored_variants(draft),
+        variants=stored_variants(draft),
         created_at=now,
     )
     try:
@@ -307,7 +220,7 @@ async def update_template(
         template_id=template.id,
         version=number,
         name=draft.name,
-        variants=_stored_variants(draft),
+        variants=stored_variants(draft),
         created_at=now,
     )
     try:
@@ -340,7 +253,7 @@ class Rendered:
 
 
 def _render(variants: Mapping[str, Any], personalisation: Mapping[str, object]) -> dict[str, Any]:
-    texts = render.render_all(_texts(variants), personalisation)
+    texts = render.render_all(texts_of(variants), personalisation)
     return {
         lang: {part: texts[f"{lang}.{part}"] for part in ("subject", "markdown")}
         for lang in LANGUAGES
@@ -378,7 +291,7 @@ async def preview(
     template = await _owned(session, service_id, template_id)
     saved = await _version(session, template, version or template.latest_version)
     if personalisation is None:
-        slots = render.Slots.of(_texts(saved.variants).values())
+        slots = render.Slots.of(texts_of(saved.variants).values())
         values: dict[str, object] = {name: f"[{name}]" for name in slots.values}
         values.update(dict.fromkeys(slots.flags, True))
         variants = _render(saved.variants, values)
