@@ -32,6 +32,7 @@ PLACEHOLDERS: dict[str, str] = {
     "importo_ridotto": "29,40",
     "ora_violazione": "18:45",
     "targa": "AB123CD",
+    "credito_residuo": "4,20",
     "numero_verbale": "V/2026/0004512",
     # people, places, offices
     "nome": "Maria Grazia",
@@ -39,6 +40,8 @@ PLACEHOLDERS: dict[str, str] = {
     "nome_comune": "San Giovanni in Persiceto",
     "indirizzo": "Via Giuseppe Garibaldi 118, piano terra, sportello 3",
     "ufficio": "Ufficio Servizi Demografici ed Elettorali",
+    "nome_bambino": "Francesco Maria",
+    "scuola": "Scuola primaria Gianni Rodari, plesso di via Roma",
     "struttura": "Casa della Comunità di Borgo Panigale",
     # what a message is about
     "causale": "servizio di illuminazione votiva, anno 2026",
