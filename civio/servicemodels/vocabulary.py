@@ -32,6 +32,7 @@ PLACEHOLDERS: dict[str, str] = {
     "importo_ridotto": "29,40",
     "ora_violazione": "18:45",
     "targa": "AB123CD",
+    "tipo_graduatoria": "provvisoria",
     "credito_residuo": "4,20",
     "numero_verbale": "V/2026/0004512",
     # people, places, offices
