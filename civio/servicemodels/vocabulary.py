@@ -19,6 +19,8 @@ PLACEHOLDERS: dict[str, str] = {
     "data_scadenza": "31/07/2026",
     "data_appuntamento": "22/06/2026",
     "ora_appuntamento": "10:30",
+    "ora_inizio": "14:00",
+    "ora_fine": "08:00",
     "ora_apertura": "07:00",
     "ora_chiusura": "23:00",
     "numero_prenotazione": "2026/004512",
@@ -43,6 +45,7 @@ PLACEHOLDERS: dict[str, str] = {
     "ufficio": "Ufficio Servizi Demografici ed Elettorali",
     "nome_bambino": "Francesco Maria",
     "scuola": "Scuola primaria Gianni Rodari, plesso di via Roma",
+    "zona": "quartiere Borgo Nuovo e frazioni lungo il torrente Lavino",
     "struttura": "Casa della Comunità di Borgo Panigale",
     # what a message is about
     "causale": "servizio di illuminazione votiva, anno 2026",
@@ -65,6 +68,11 @@ PLACEHOLDERS: dict[str, str] = {
     "luogo_prova": "Aula magna, primo piano, edificio B, Via dei Mille 21",
     "servizio": "servizio di assistenza domiciliare per anziani",
     "emergenza": "allerta rossa per rischio idraulico e idrogeologico",
+    "titolo_comunicazione": "Esercitazione di evacuazione nel quartiere Borgo Nuovo",
+    "testo_comunicazione": (
+        "Sabato dalle 9 alle 12 si svolge un'esercitazione: sentirai le sirene e vedrai i "
+        "volontari in strada. Non devi fare nulla, ma puoi partecipare seguendo le indicazioni."
+    ),
     # links (a CTA's action takes them after its scheme)
     "url_informazioni": "https://www.comune.esempio.it/servizi/elezioni/come-votare",
     "url_prenotazione": "https://prenotazioni.comune.esempio.it/appuntamenti/2026/004512",
