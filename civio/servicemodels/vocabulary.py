@@ -51,6 +51,7 @@ PLACEHOLDERS: dict[str, str] = {
     "causale": "servizio di illuminazione votiva, anno 2026",
     "tipo_documento": "certificato di stato di famiglia",
     "oggetto_richiesta": "concessione di un loculo nel cimitero del capoluogo",
+    "tipo_accesso": "accesso civico generalizzato",
     "oggetto_appuntamento": "voto domiciliare",
     "consultazione": "Elezioni europee e amministrative",
     "modalita_richiesta": "allo sportello dell'Ufficio elettorale o per PEC",
