@@ -52,6 +52,7 @@ PLACEHOLDERS: dict[str, str] = {
     "tipo_documento": "certificato di stato di famiglia",
     "oggetto_richiesta": "concessione di un loculo nel cimitero del capoluogo",
     "tipo_accesso": "accesso civico generalizzato",
+    "organo": "Consiglio comunale",
     "oggetto_appuntamento": "voto domiciliare",
     "consultazione": "Elezioni europee e amministrative",
     "modalita_richiesta": "allo sportello dell'Ufficio elettorale o per PEC",
@@ -80,6 +81,7 @@ PLACEHOLDERS: dict[str, str] = {
     "url_richiesta": "https://sportello.comune.esempio.it/pratiche/PG-2026-0012345",
     "url_documento": "https://sportello.comune.esempio.it/documenti/PG-2026-0012345",
     "url_graduatoria": "https://www.comune.esempio.it/amministrazione/bandi/2026/graduatoria",
+    "url_streaming": "https://www.comune.esempio.it/consiglio-comunale/diretta-streaming",
     "url_sso": "https://portale.asl.esempio.it/accesso",
 }
 
