@@ -68,7 +68,6 @@ PLACEHOLDERS: dict[str, str] = {
     "oggetto_bando": "concorso per 3 posti di istruttore amministrativo, categoria C",
     "tipo_prova": "prova scritta",
     "luogo_prova": "Aula magna, primo piano, edificio B, Via dei Mille 21",
-    "servizio": "servizio di assistenza domiciliare per anziani",
     "emergenza": "allerta rossa per rischio idraulico e idrogeologico",
     "titolo_comunicazione": "Esercitazione di evacuazione nel quartiere Borgo Nuovo",
     "testo_comunicazione": (
