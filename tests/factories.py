@@ -56,6 +56,18 @@ class Sender:
         return {"Ocp-Apim-Subscription-Key": self.key}
 
 
+def cli_env(settings: Settings, **extra: str) -> dict[str, str]:
+    """The environment a ``civio`` command run by a test needs: the test's database, master
+    key and data dir, and quiet logs."""
+    return {
+        "CIVIO_DATABASE_URL": settings.database_url,
+        "CIVIO_MASTER_KEY": settings.master_key,
+        "CIVIO_DATA_DIR": str(settings.data_dir),
+        "CIVIO_LOG_LEVEL": "WARNING",
+        **extra,
+    }
+
+
 def valid_message(**content: Any) -> dict[str, Any]:
     body: dict[str, Any] = {
         "subject": "Your permit is ready",

@@ -44,6 +44,7 @@ from civio.catalog.schemas import (
     ServiceMinified,
 )
 from civio.services.models import Service
+from civio.services.schemas import shown_metadata
 
 # Letters that NFKD does not split into base + mark but that readers treat as accented.
 _EXTRA_FOLDS = {"Ø": "o", "ø": "o", "Đ": "d", "đ": "d", "Ð": "d", "ð": "d", "Ł": "l", "ł": "l"}
@@ -86,21 +87,6 @@ _VISIBLE = Service.is_visible.is_(True)
 _BY_NAME = (func.lower(Service.service_name), Service.service_id.expression)
 _STORED_SCOPE: ColumnElement[str] = Service.service_metadata["scope"].astext
 _DESCRIPTION: ColumnElement[str] = Service.service_metadata["description"].astext
-# What the detail shows under ``metadata`` when set; anything else in the JSON stays private.
-_METADATA_FIELDS = (
-    "web_url",
-    "app_ios",
-    "app_android",
-    "tos_url",
-    "privacy_url",
-    "address",
-    "phone",
-    "email",
-    "pec",
-    "cta",
-    "token_name",
-    "support_url",
-)
 
 
 def fold(text: str) -> str:
@@ -218,11 +204,8 @@ async def get_service(session: AsyncSession, service_id: str) -> ServiceDetails 
     stored: dict[str, Any] = row.service_metadata or {}
     category: Category = "SPECIAL" if row.category == "SPECIAL" else "STANDARD"
     scope: Scope = "LOCAL" if stored.get("scope") == "LOCAL" else "NATIONAL"
-    shown = {
-        name: value
-        for name in _METADATA_FIELDS
-        if isinstance(value := stored.get(name), str) and value
-    }
+    # Only IO's metadata fields are shown; anything else in the JSON stays private.
+    shown = shown_metadata(stored)
     flow = stored.get("custom_special_flow")
     if category == "SPECIAL" and isinstance(flow, str) and flow:
         shown["custom_special_flow"] = flow

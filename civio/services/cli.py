@@ -294,6 +294,16 @@ def revoke(
     _change_groups(service_id, groups, False, as_json, database_url)
 
 
+def key_name(value: str, what: str) -> service.KeyName:
+    """``primary`` or ``secondary`` from the command line; exit 2 naming ``what`` otherwise."""
+    if value == "primary":
+        return "primary"
+    if value == "secondary":
+        return "secondary"
+    console.print(f"[red]error:[/red] {what} must be 'primary' or 'secondary'")
+    raise typer.Exit(2)
+
+
 @keys_app.command("regenerate")
 def regenerate(
     service_id: str,
@@ -302,10 +312,7 @@ def regenerate(
     database_url: DatabaseUrlOption = None,
 ) -> None:
     """Replace one key; the other keeps working. The new key is shown only now."""
-    if which not in ("primary", "secondary"):
-        console.print("[red]error:[/red] key must be 'primary' or 'secondary'")
-        raise typer.Exit(2)
-    key: Literal["primary", "secondary"] = "primary" if which == "primary" else "secondary"
+    key = key_name(which, "key")
 
     async def work(runtime: Runtime) -> ServiceWithSubscriptionKeys:
         async with transaction(runtime.sessions) as session:
@@ -400,11 +407,7 @@ def _decide(
     settings = settings_with(database_url, data_dir)
 
     async def work(runtime: Runtime) -> CmsServiceLifecycle:
-        platform = manage_service.Platform(
-            sandbox_fiscal_code=settings.sandbox_fiscal_code,
-            max_allowed_payment_amount=settings.max_allowed_payment_amount,
-            keyring=runtime.keyring,
-        )
+        platform = manage_service.Platform.of(runtime)
         async with transaction(runtime.sessions) as session:
             return await manage_service.decide(
                 session, service_id, verdict, platform, reason=reason

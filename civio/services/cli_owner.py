@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 import typer
 from pydantic import TypeAdapter, ValidationError
@@ -19,6 +19,7 @@ from civio.core.cli_support import (
 from civio.core.db import transaction
 from civio.core.runtime import Runtime
 from civio.services import owners
+from civio.services.cli import key_name
 from civio.services.manage_schemas import OwnerWithManageKeys
 from civio.services.schemas import Email
 
@@ -62,10 +63,7 @@ def regenerate(
     data_dir: DataDirOption = None,
 ) -> None:
     """Replace one manage key; the other keeps working. The new key is shown only now."""
-    if key not in ("primary", "secondary"):
-        console.print("[red]error:[/red] --key must be 'primary' or 'secondary'")
-        raise typer.Exit(2)
-    which: Literal["primary", "secondary"] = "primary" if key == "primary" else "secondary"
+    which = key_name(key, "--key")
 
     async def work(runtime: Runtime) -> OwnerWithManageKeys:
         async with transaction(runtime.sessions) as session:

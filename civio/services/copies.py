@@ -16,22 +16,8 @@ from civio.services import topics
 from civio.services.lifecycle import PublicationStatus
 from civio.services.manage_schemas import CmsServicePayload, service_data
 from civio.services.models import Service
+from civio.services.schemas import shown_metadata
 
-# Metadata fields of IO's CmsServiceBaseMetadata (scope aside), kept on both copies.
-METADATA_FIELDS = (
-    "web_url",
-    "app_ios",
-    "app_android",
-    "tos_url",
-    "privacy_url",
-    "address",
-    "phone",
-    "email",
-    "pec",
-    "cta",
-    "token_name",
-    "support_url",
-)
 # Metadata only an operator sets on the live row; a release keeps them.
 OPERATOR_METADATA = ("category", "custom_special_flow")
 
@@ -52,9 +38,7 @@ def derived_copy(service: Service) -> dict[str, Any]:
     metadata: dict[str, Any] = {"scope": "LOCAL" if stored.get("scope") == "LOCAL" else "NATIONAL"}
     if isinstance(stored.get("topic_id"), int):
         metadata["topic_id"] = stored["topic_id"]
-    metadata |= {
-        k: stored[k] for k in METADATA_FIELDS if isinstance(stored.get(k), str) and stored[k]
-    }
+    metadata |= shown_metadata(stored)
     description = stored.get("description")
     organization: dict[str, Any] = {
         "name": service.organization_name,

@@ -32,6 +32,7 @@ this surface, ``routes_manage``).
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal, cast
@@ -44,6 +45,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from civio.core.crypto import KeyRing
 from civio.core.ids import new_ulid
 from civio.core.problems import Problem, forbidden
+from civio.core.runtime import Runtime
 from civio.core.types import format_timestamp
 from civio.services import history as service_history
 from civio.services import lifecycle, logos, sealed_keys, topics
@@ -79,6 +81,15 @@ class Platform:
     sandbox_fiscal_code: str
     max_allowed_payment_amount: int
     keyring: KeyRing
+
+    @classmethod
+    def of(cls, runtime: Runtime) -> Platform:
+        settings = runtime.settings
+        return cls(
+            sandbox_fiscal_code=settings.sandbox_fiscal_code,
+            max_allowed_payment_amount=settings.max_allowed_payment_amount,
+            keyring=runtime.keyring,
+        )
 
 
 def now() -> datetime:
@@ -326,20 +337,24 @@ async def submit(
 
 
 async def publish(session: AsyncSession, owner_id: str, service_id: str) -> None:
-    managed = await _load(session, owner_id, service_id, lock=True)
-    if not managed.state.released:
-        raise Problem(404, "Not found", f"Service {service_id} has never been approved.")
-    target = lifecycle.publish(publication_of(managed.service))
-    _set_publication(session, managed, target, now())
-    await session.flush()
+    await _change_publication(session, owner_id, service_id, lifecycle.publish)
 
 
 async def unpublish(session: AsyncSession, owner_id: str, service_id: str) -> None:
+    await _change_publication(session, owner_id, service_id, lifecycle.unpublish)
+
+
+async def _change_publication(
+    session: AsyncSession,
+    owner_id: str,
+    service_id: str,
+    move: Callable[[PublicationStatus], PublicationStatus],
+) -> None:
+    """Publish or unpublish the released version (404 if no version was ever approved)."""
     managed = await _load(session, owner_id, service_id, lock=True)
     if not managed.state.released:
         raise Problem(404, "Not found", f"Service {service_id} has never been approved.")
-    target = lifecycle.unpublish(publication_of(managed.service))
-    _set_publication(session, managed, target, now())
+    _set_publication(session, managed, move(publication_of(managed.service)), now())
     await session.flush()
 
 

@@ -170,12 +170,7 @@ async def list_callbacks(
 
 
 def _platform(request: Request) -> manage_service.Platform:
-    runtime = get_runtime(request)
-    return manage_service.Platform(
-        sandbox_fiscal_code=runtime.settings.sandbox_fiscal_code,
-        max_allowed_payment_amount=runtime.settings.max_allowed_payment_amount,
-        keyring=runtime.keyring,
-    )
+    return manage_service.Platform.of(get_runtime(request))
 
 
 @router.post(

@@ -76,12 +76,7 @@ router = APIRouter(
 
 
 def _platform(request: Request) -> manage_service.Platform:
-    runtime = get_runtime(request)
-    return manage_service.Platform(
-        sandbox_fiscal_code=runtime.settings.sandbox_fiscal_code,
-        max_allowed_payment_amount=runtime.settings.max_allowed_payment_amount,
-        keyring=runtime.keyring,
-    )
+    return manage_service.Platform.of(get_runtime(request))
 
 
 def _titles(body: str | None = None, *query: str) -> dict[str, Any]:

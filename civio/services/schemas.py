@@ -3,6 +3,7 @@ operator's create/update payloads."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
@@ -21,6 +22,33 @@ MAX_PAYMENT_AMOUNT = 9_999_999_999
 
 
 MetadataEmail = Annotated[str, StringConstraints(strict=True, min_length=1), NoControlOrBidi]
+
+
+# IO's optional metadata strings (CommonServiceMetadata; scope and description aside): what
+# the catalogue and the management API's copies show of a service's stored metadata.
+OPTIONAL_METADATA_FIELDS = (
+    "web_url",
+    "app_ios",
+    "app_android",
+    "tos_url",
+    "privacy_url",
+    "address",
+    "phone",
+    "email",
+    "pec",
+    "cta",
+    "token_name",
+    "support_url",
+)
+
+
+def shown_metadata(stored: Mapping[str, Any]) -> dict[str, str]:
+    """The optional metadata strings a service has set (non-empty), as IO shows them."""
+    return {
+        name: value
+        for name in OPTIONAL_METADATA_FIELDS
+        if isinstance(value := stored.get(name), str) and value
+    }
 
 
 class ServiceMetadata(IOModel):

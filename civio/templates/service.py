@@ -8,7 +8,8 @@ not exist (404), never that it is someone else's. What a template may hold is ch
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -186,18 +187,11 @@ async def create_template(
         variants=stored_variants(draft),
         created_at=now,
     )
-    try:
-        async with session.begin_nested():
-            session.add(template)
-            await session.flush()
-            session.add(version)
-            await session.flush()
-    except IntegrityError:
-        raise Problem(
-            409,
-            "Conflict",
-            f"This service already has a template with the key '{draft.key}'.",
-        ) from None
+    async with _unique_key(session, draft.key):
+        session.add(template)
+        await session.flush()
+        session.add(version)
+        await session.flush()
     return _out(template, version)
 
 
@@ -223,21 +217,27 @@ async def update_template(
         variants=stored_variants(draft),
         created_at=now,
     )
+    async with _unique_key(session, draft.key):
+        template.name = draft.name
+        template.key = template.key or draft.key
+        template.latest_version = number
+        template.updated_at = now
+        session.add(version)
+        await session.flush()
+    return _out(template, version)
+
+
+@asynccontextmanager
+async def _unique_key(session: AsyncSession, key: str | None) -> AsyncIterator[None]:
+    """The writes inside, in a savepoint: a key another template of the service holds is a
+    409 and leaves the caller's transaction usable."""
     try:
         async with session.begin_nested():
-            template.name = draft.name
-            template.key = template.key or draft.key
-            template.latest_version = number
-            template.updated_at = now
-            session.add(version)
-            await session.flush()
+            yield
     except IntegrityError:
         raise Problem(
-            409,
-            "Conflict",
-            f"This service already has a template with the key '{draft.key}'.",
+            409, "Conflict", f"This service already has a template with the key '{key}'."
         ) from None
-    return _out(template, version)
 
 
 # --- rendering ----------------------------------------------------------------------------

@@ -53,7 +53,15 @@ from civio.services import service as services
 from civio.services.schemas import ServiceCreate, ServiceMetadata, ServiceUpdate
 from tests.callbacks.receiver import Receiver
 from tests.core.fake_dns import FakeDNS
-from tests.factories import ADMIN, Factory, Sender, client_with, random_fiscal_code, valid_message
+from tests.factories import (
+    ADMIN,
+    Factory,
+    Sender,
+    cli_env,
+    client_with,
+    random_fiscal_code,
+    valid_message,
+)
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "callbacks.md"
 HEX64 = re.compile(r"^[0-9a-f]{64}$")
@@ -821,14 +829,8 @@ async def test_admin_lists_outcomes(
 
 @pytest.fixture
 def civio(settings: Settings) -> Callable[..., Any]:
-    env = {
-        # Explicitly dev: with an external database URL alone the CLI would be production.
-        "CIVIO_ENV": "dev",
-        "CIVIO_DATABASE_URL": settings.database_url,
-        "CIVIO_MASTER_KEY": settings.master_key,
-        "CIVIO_DATA_DIR": str(settings.data_dir),
-        "CIVIO_LOG_LEVEL": "WARNING",
-    }
+    # Explicitly dev: with an external database URL alone the CLI would be production.
+    env = cli_env(settings, CIVIO_ENV="dev")
 
     async def run(*args: str, code: int = 0, **extra_env: str) -> Any:
         # The CLI points structlog at the runner's stream, closed once it returns: put the

@@ -11,19 +11,14 @@ from typer.testing import CliRunner
 from civio.cli import app
 from civio.core.config import Settings
 from civio.servicemodels import catalogue
+from tests.factories import cli_env
 
 runner = CliRunner()
 
 
 @pytest.fixture
 def civio(settings: Settings):  # type: ignore[no-untyped-def]
-    env = {
-        "CIVIO_DATABASE_URL": settings.database_url,
-        "CIVIO_MASTER_KEY": settings.master_key,
-        "CIVIO_DATA_DIR": str(settings.data_dir),
-        "CIVIO_LOG_LEVEL": "WARNING",
-        "COLUMNS": "200",
-    }
+    env = cli_env(settings, COLUMNS="200")
 
     def run(*args: str, code: int = 0) -> Any:
         result = runner.invoke(app, list(args), env=env)

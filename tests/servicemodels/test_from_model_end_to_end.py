@@ -27,7 +27,7 @@ from civio.core.queue import Worker
 from civio.core.runtime import Runtime
 from civio.servicemodels import catalogue
 from civio.servicemodels.vocabulary import sample_values
-from tests.factories import Factory, open_citizen
+from tests.factories import Factory, cli_env, open_citizen
 from tests.notifications.test_push import (
     ANONYMOUS_IT,
     Receiver,
@@ -67,12 +67,7 @@ def worker_runtime(
 
 
 async def operator_creates_from_model(settings: Settings, model_id: str) -> dict[str, Any]:
-    env = {
-        "CIVIO_DATABASE_URL": settings.database_url,
-        "CIVIO_MASTER_KEY": settings.master_key,
-        "CIVIO_DATA_DIR": str(settings.data_dir),
-        "CIVIO_LOG_LEVEL": "WARNING",
-    }
+    env = cli_env(settings)
     args = [
         "service",
         "create",

@@ -10,19 +10,14 @@ from typer.testing import CliRunner
 
 from civio.cli import app
 from civio.core.config import Settings
-from tests.factories import random_fiscal_code
+from tests.factories import cli_env, random_fiscal_code
 
 runner = CliRunner()
 
 
 @pytest.fixture
 def civio(settings: Settings):  # type: ignore[no-untyped-def]
-    env = {
-        "CIVIO_DATABASE_URL": settings.database_url,
-        "CIVIO_MASTER_KEY": settings.master_key,
-        "CIVIO_DATA_DIR": str(settings.data_dir),
-        "CIVIO_LOG_LEVEL": "WARNING",
-    }
+    env = cli_env(settings)
 
     def run(*args: str, code: int = 0) -> Any:
         result = runner.invoke(app, list(args), env=env)

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from civio.cli import app
 from civio.core.config import Settings
-from tests.factories import ADMIN
+from tests.factories import ADMIN, cli_env
 from tests.services.manage_support import MANAGE, Manager, assert_conforms, create, submit
 
 runner = CliRunner()
@@ -21,12 +21,7 @@ runner = CliRunner()
 
 @pytest.fixture
 def civio(settings: Settings):  # type: ignore[no-untyped-def]
-    env = {
-        "CIVIO_DATABASE_URL": settings.database_url,
-        "CIVIO_MASTER_KEY": settings.master_key,
-        "CIVIO_DATA_DIR": str(settings.data_dir),
-        "CIVIO_LOG_LEVEL": "WARNING",
-    }
+    env = cli_env(settings)
 
     async def run(*args: str, code: int = 0) -> Any:
         # In a thread: the command runs its own event loop (asyncio.run), as from a shell.

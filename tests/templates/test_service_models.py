@@ -18,7 +18,7 @@ from civio.servicemodels.service import template_drafts
 from civio.servicemodels.vocabulary import sample_values
 from civio.templates.schemas import TemplateDraft
 from civio.templates.service import create_template
-from tests.factories import Factory, open_citizen
+from tests.factories import Factory, cli_env, open_citizen
 
 MODELS = list(catalogue.all_models().values())
 
@@ -54,12 +54,7 @@ async def test_every_models_drafts_become_templates_that_render_with_samples(
 async def test_service_create_from_model_creates_the_services_templates(
     client: httpx.AsyncClient, settings: Settings
 ) -> None:
-    env = {
-        "CIVIO_DATABASE_URL": settings.database_url,
-        "CIVIO_MASTER_KEY": settings.master_key,
-        "CIVIO_DATA_DIR": str(settings.data_dir),
-        "CIVIO_LOG_LEVEL": "WARNING",
-    }
+    env = cli_env(settings)
     args = [
         "service",
         "create",
